@@ -1,0 +1,157 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseDocument, LineCounter } from "yaml";
+import { z } from "zod";
+import { ConfigError, UsageError, closestName } from "../errors.ts";
+import {
+  clusterSchema,
+  compatSchema,
+  metricsSchema,
+  performanceModelSchema,
+  schedulerSchema,
+  sloSchema,
+  startStateSchema,
+} from "./schema.ts";
+import { workloadSchema } from "./workload-schema.ts";
+
+export const simulationConfigSchema = z.strictObject({
+  name: z.string().optional(),
+  description: z.string().optional(),
+  seed: z.int().nonnegative().default(0),
+  model: z.string().default("bloom-176b"),
+  cluster: clusterSchema.prefault({}),
+  start_state: startStateSchema.default({ type: "baseline", instance: {} as never }),
+  scheduler: schedulerSchema.prefault({}),
+  performance_model: performanceModelSchema.prefault({}),
+  workload: workloadSchema,
+  slo: sloSchema.prefault({}),
+  metrics: metricsSchema.prefault({}),
+  compat: compatSchema.prefault({}),
+  /** Stop the simulation at this time; unfinished requests are reported, not dropped. */
+  end_time_s: z.number().positive().optional(),
+  /** Poll interval of a KV shipment that waits for memory at its destination (upstream 1 s). */
+  kv_retry_delay_s: z.number().positive().default(1),
+});
+
+export type SimulationConfig = z.infer<typeof simulationConfigSchema>;
+
+/** A config plus where it came from, so relative paths and messages can name the file. */
+export interface LoadedConfig {
+  readonly config: SimulationConfig;
+  /** Directory that relative paths in the config resolve against. */
+  readonly baseDir: string;
+  readonly source: string;
+}
+
+const TOP_LEVEL_KEYS = Object.keys(simulationConfigSchema.shape);
+
+/** Validates a parsed object; errors name the source, the key path, the line when known and a suggestion. */
+export function validateConfig(raw: unknown, source: string, locate?: (path: PropertyKey[]) => string): SimulationConfig {
+  const result = simulationConfigSchema.safeParse(raw ?? {});
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".");
+    const where = locate?.(issue.path) ?? "";
+    let message = issue.message;
+    if (issue.code === "unrecognized_keys") {
+      const hints = issue.keys.map((key) => {
+        const parentShape = shapeAt(issue.path);
+        const suggestion = parentShape === undefined ? undefined : closestName(key, parentShape);
+        return suggestion === undefined ? `"${key}"` : `"${key}" (did you mean "${suggestion}"?)`;
+      });
+      message = `unknown key ${hints.join(", ")}`;
+    }
+    return `${source}${where}: ${path === "" ? "(top level)" : path}: ${message}`;
+  });
+  throw new UsageError(`invalid config\n  ${lines.join("\n  ")}`);
+}
+
+/** Known keys of the object at `path` (for "did you mean" suggestions). */
+function shapeAt(path: readonly PropertyKey[]): string[] | undefined {
+  if (path.length === 0) return TOP_LEVEL_KEYS;
+  const first = String(path[0]);
+  const known: Record<string, string[]> = {
+    cluster: Object.keys(clusterSchema.shape),
+    scheduler: Object.keys(schedulerSchema.shape),
+    performance_model: Object.keys(performanceModelSchema.shape),
+    slo: Object.keys(sloSchema.shape),
+    metrics: Object.keys(metricsSchema.shape),
+    compat: Object.keys(compatSchema.shape),
+    start_state: ["type", "split", "prompt", "token", "instance"],
+  };
+  if (path.length === 1) return known[first];
+  if (first === "start_state") {
+    return ["batching", "max_batch_size", "max_batch_tokens", "max_preemptions", "tensor_parallelism", "pipeline_parallelism", "num_instances", "skus"];
+  }
+  return undefined;
+}
+
+/** Reads and validates a YAML config file. */
+export function loadConfigFile(path: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read config ${path}: ${(error as Error).message}`);
+  }
+  return parseConfigText(text, path, dirname(resolve(path)));
+}
+
+export function parseConfigText(text: string, source: string, baseDir: string): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (document.errors.length > 0) {
+    const error = document.errors[0]!;
+    const position = lineCounter.linePos(error.pos[0]);
+    throw new UsageError(`${source}:${position.line}:${position.col}: YAML syntax error: ${error.message.split("\n")[0]}`);
+  }
+  const locate = (path: PropertyKey[]): string => {
+    for (let depth = path.length; depth > 0; depth--) {
+      const node = document.getIn(path.slice(0, depth).map(String), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range !== undefined) return `:${lineCounter.linePos(node.range[0]).line}`;
+    }
+    return "";
+  };
+  const config = validateConfig(document.toJS(), source, locate);
+  return { config, baseDir, source };
+}
+
+/** Applies `--set a.b.c=value` overrides (value parsed as YAML: numbers, booleans, lists). */
+export function applyOverrides(raw: Record<string, unknown>, overrides: readonly string[]): Record<string, unknown> {
+  for (const override of overrides) {
+    const equals = override.indexOf("=");
+    if (equals <= 0) throw new UsageError(`--set expects key=value, got "${override}"`);
+    const keyPath = override.slice(0, equals).split(".");
+    const valueText = override.slice(equals + 1);
+    const value: unknown = parseDocument(valueText).toJS();
+    let target: Record<string, unknown> = raw;
+    keyPath.forEach((key, index) => {
+      if (index === keyPath.length - 1) {
+        target[key] = value;
+        return;
+      }
+      const next = target[key];
+      if (next === undefined || next === null || typeof next !== "object") target[key] = {};
+      target = target[key] as Record<string, unknown>;
+    });
+  }
+  return raw;
+}
+
+/** Raw (unvalidated) YAML object from a file, for layering overrides before validation. */
+export function readRawConfig(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read config ${path}: ${(error as Error).message}`);
+  }
+  const document = parseDocument(text);
+  if (document.errors.length > 0) {
+    throw new UsageError(`${path}: YAML syntax error: ${document.errors[0]!.message.split("\n")[0]}`);
+  }
+  const value: unknown = document.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError(`${path}: expected a mapping at the top level`);
+  return value as Record<string, unknown>;
+}

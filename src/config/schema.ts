@@ -1,0 +1,92 @@
+import { z } from "zod";
+
+/**
+ * The simulation config (YAML). Every key has a default so an empty file runs; units are in the
+ * key names (_s seconds, _gbps GB/s with GB = 1024^3 bytes, _tokens tokens).
+ */
+
+const batchingFields = {
+  batching: z.enum(["splitwise", "orca"]).default("splitwise"),
+  max_batch_size: z.int().positive().default(512),
+  max_batch_tokens: z.int().positive().default(2048),
+  max_preemptions: z.int().nonnegative().default(4),
+  tensor_parallelism: z.int().positive().default(8),
+  pipeline_parallelism: z.int().positive().default(1),
+};
+
+export const instanceSchema = z.strictObject(batchingFields);
+
+export const poolSchema = z.strictObject({
+  ...batchingFields,
+  num_instances: z.int().nonnegative().default(1),
+  skus: z.array(z.string()).default([]),
+});
+
+export const startStateSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("unallocated") }),
+  z.strictObject({ type: z.literal("baseline"), instance: instanceSchema.prefault({}) }),
+  z.strictObject({ type: z.literal("orca"), instance: instanceSchema.prefault({ batching: "orca" }) }),
+  z.strictObject({
+    type: z.literal("splitwise"),
+    split: z.enum(["homogeneous", "heterogeneous"]).default("homogeneous"),
+    prompt: poolSchema.prefault({ skus: ["dgx-h100"] }),
+    token: poolSchema.prefault({ skus: ["dgx-a100"] }),
+  }),
+]);
+
+export const schedulerSchema = z.strictObject({
+  name: z.string().default("mixed_pool"),
+  transfer_bandwidth_gbps: z.number().positive().default(200),
+  prompt_max_pending_batch_tokens: z.int().positive().default(8192),
+  on_saturation: z.enum(["borrow", "queue"]).default("borrow"),
+});
+
+export const performanceModelSchema = z.strictObject({
+  type: z.enum(["db"]).default("db"),
+  /** Measured iteration times; defaults to the bundled Splitwise table. */
+  table: z.string().optional(),
+  mixed_batch_factor: z.number().positive().default(1.1),
+});
+
+const percentileTargets = (p50: number, p90: number, p99: number) =>
+  z.strictObject({ p50: z.number().positive().default(p50), p90: z.number().positive().default(p90), p99: z.number().positive().default(p99) }).prefault({});
+
+export const sloSchema = z.strictObject({
+  ttft_slowdown: percentileTargets(2, 3, 6),
+  tbt_slowdown: percentileTargets(1.25, 1.5, 5),
+  e2e_slowdown: percentileTargets(1.25, 1.5, 5),
+  ttft_s: z.number().positive().optional(),
+  tbt_s: z.number().positive().optional(),
+});
+
+export const compatSchema = z.strictObject({
+  /** KV bytes from the full hidden size even for grouped-query attention models (upstream). */
+  kv_cache_ignores_gqa: z.boolean().default(false),
+  /** baseline/orca instances take all GPUs of a server whatever their tensor parallelism (upstream). */
+  uniform_uses_all_gpus: z.boolean().default(false),
+  /** kv_token_jsq never updates its counters and ships 10x faster, as upstream's config does. */
+  kv_token_jsq_upstream: z.boolean().default(false),
+  /** Schedulers may place work on starting or draining instances (upstream mixed_pool and KV schedulers). */
+  ignore_instance_status: z.boolean().default(false),
+  /** TBT = (E2E - TTFT) / output_tokens (upstream) instead of / (output_tokens - 1). */
+  tbt_divides_by_all_tokens: z.boolean().default(false),
+});
+
+export const metricsSchema = z.strictObject({
+  /** Requests arriving before this time are run but left out of latency statistics. */
+  warmup_s: z.number().nonnegative().default(0),
+  /** Reference hardware for slowdowns: the instance SKU of the run's first pool by default. */
+  slo_reference: z
+    .strictObject({ model: z.string(), hardware: z.string(), tensor_parallelism: z.int().positive() })
+    .optional(),
+});
+
+export const clusterSchema = z.strictObject({
+  servers: z
+    .array(z.strictObject({ sku: z.string(), count: z.int().nonnegative() }))
+    .default([{ sku: "dgx-h100", count: 4 }]),
+});
+
+export type InstanceConfig = z.infer<typeof instanceSchema>;
+export type PoolConfig = z.infer<typeof poolSchema>;
+export type StartStateConfig = z.infer<typeof startStateSchema>;

@@ -1,0 +1,572 @@
+import type { Clock, EventTarget } from "../core/clock.ts";
+import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
+import type { IterationTimeModel } from "../model/performance.ts";
+import { TaskState, type SimRequest, type Task } from "./request.ts";
+
+export type InstanceRole = "prompt" | "token" | null;
+export type BatchingKind = "orca" | "splitwise";
+
+/** Lifecycle of an instance; schedulers place work only on ACTIVE ones. */
+export const enum InstanceStatus {
+  ScalingUp = 0,
+  Active = 1,
+  Draining = 2,
+  Removed = 3,
+}
+
+export interface BatchingConfig {
+  readonly kind: BatchingKind;
+  readonly maxBatchSize: number;
+  /** Token budget per iteration (Infinity for ORCA). */
+  readonly maxBatchTokens: number;
+  /** Iterations a task may wait before it is admitted first (Splitwise batching). */
+  readonly maxPreemptions: number;
+}
+
+/** What an instance reports back to the cluster it lives in. */
+export interface InstanceHost {
+  readonly clock: Clock;
+  taskCompleted(task: Task, instance: Instance): void;
+  /** The instance found nothing to run; `blocked` is true when work waits but does not fit. */
+  instanceIdle(instance: Instance, blocked: boolean): void;
+  logIteration?(instance: Instance, start: number, end: number): void;
+}
+
+/** Python's float floor division (`a // b`), needed to split contiguous iterations exactly as upstream. */
+function pythonFloorDiv(a: number, b: number): number {
+  let mod = a % b;
+  let div = (a - mod) / b;
+  if (mod !== 0 && b < 0 !== mod < 0) {
+    mod += b;
+    div -= 1;
+  }
+  if (div === 0) return 0;
+  let floored = Math.floor(div);
+  if (div - floored > 0.5) floored += 1;
+  return floored;
+}
+
+/**
+ * A model replica on a set of GPUs running iteration-level continuous batching (ORCA, or Splitwise's
+ * variant with a token budget and starvation-based priority). Runs of identical decode iterations are
+ * simulated as one event ("contiguous iterations") and split at an iteration boundary when new work
+ * must join the batch.
+ */
+export class Instance implements EventTarget {
+  status = InstanceStatus.Active;
+  /** Bytes of weights plus KV cache currently allocated. */
+  memory: number;
+  peakMemory: number;
+  /** Scheduler-side estimates (upstream sched_memory / sched_pending_tokens / sched_tag). */
+  schedMemory: number;
+  schedPendingTokens = 0;
+  schedTag: "mixed" | null = null;
+
+  readonly batch: Task[] = [];
+  promptTasksInBatch = 0;
+  tokenTasksInBatch = 0;
+  readonly pendingQueue: Task[] = [];
+  readonly pendingPromptQueue: Task[] = [];
+  readonly blockedQueue: Task[] = [];
+  /** Requests with a task on this instance, ordered by arrival time. */
+  readonly pendingRequests: SimRequest[] = [];
+  pendingTokens = 0;
+  batchTokens = 0;
+
+  iterationDuration = 0;
+  numContiguousIterations = 0;
+  private pauseNextIteration = false;
+  private iterationEvent: EventHandle = NO_EVENT;
+  private iterationEventTime = 0;
+  private iterationHasPrompt = false;
+
+  /** Accounting. */
+  busyTime = 0;
+  private runTimestamp = 0;
+  prefillBusyTime = 0;
+  decodeBusyTime = 0;
+  readonly createdAt: number;
+  removedAt = -1;
+  memoryStalls = 0;
+  preemptions = 0;
+  iterations = 0;
+
+  constructor(
+    readonly id: number,
+    /** Processor name, e.g. "h100-80gb" (upstream's instance name). */
+    readonly name: string,
+    readonly tag: InstanceRole,
+    readonly sku: string,
+    readonly serverId: number,
+    readonly numGpus: number,
+    readonly maxMemory: number,
+    readonly weightsBytes: number,
+    readonly kvBytesPerToken: number,
+    readonly batching: BatchingConfig,
+    readonly perf: IterationTimeModel,
+    readonly tensorParallelism: number,
+    private readonly host: InstanceHost,
+  ) {
+    this.memory = weightsBytes;
+    this.peakMemory = weightsBytes;
+    this.schedMemory = weightsBytes;
+    this.createdAt = host.clock.now;
+  }
+
+  get label(): string {
+    return `${this.name}_${this.id}`;
+  }
+
+  get isIdle(): boolean {
+    return this.batch.length === 0 && this.pendingQueue.length === 0 && this.blockedQueue.length === 0;
+  }
+
+  allocMemory(bytes: number): void {
+    this.memory += bytes;
+    if (this.memory > this.peakMemory) this.peakMemory = this.memory;
+  }
+
+  freeMemory(bytes: number): void {
+    this.memory -= bytes;
+    this.schedMemory -= bytes;
+  }
+
+  // ---- arrivals ---------------------------------------------------------------------------------
+
+  taskArrival(task: Task): void {
+    const now = this.host.clock.now;
+    task.instance = this;
+    task.state = TaskState.Queued;
+    task.arrivalTime = now;
+    this.addToPool(task);
+    this.addPendingTask(task, false);
+
+    if (this.batch.length === 0) {
+      if (this.memory + task.memoryOn(this) > this.maxMemory) {
+        this.memoryStalls++;
+        return;
+      }
+      this.startIteration();
+      return;
+    }
+    const { maxBatchSize, maxBatchTokens, kind } = this.batching;
+    if (kind === "orca") {
+      if (this.batch.length < maxBatchSize && this.batchTokens <= maxBatchTokens) this.pauseIteration();
+      return;
+    }
+    if (this.batch.length < maxBatchSize && this.batchTokens + task.tokensPerIteration <= maxBatchTokens) {
+      this.pauseIteration();
+      return;
+    }
+    if (task.isPrompt) {
+      const batchPromptTokens = this.batchTokens - this.tokenTasksInBatch;
+      if (this.promptTasksInBatch < this.batch.length && batchPromptTokens + task.size <= maxBatchTokens) {
+        this.pauseIteration();
+      }
+    }
+  }
+
+  /** Called on the source instance when its KV-cache shipment finished and freed memory. */
+  notifyFlowCompletion(): void {
+    const head = this.pendingQueue[0];
+    if (head === undefined) return;
+    if (this.batch.length === 0) {
+      if (this.memory + head.memoryOn(this) > this.maxMemory) {
+        this.memoryStalls++;
+        return;
+      }
+      this.startIteration();
+      return;
+    }
+    if (this.batch.length < this.batching.maxBatchSize && this.batchTokens < this.batching.maxBatchTokens) {
+      this.pauseIteration();
+    }
+  }
+
+  // ---- queues -----------------------------------------------------------------------------------
+
+  private addPendingTask(task: Task, preempted: boolean): void {
+    if (this.batching.kind === "splitwise") {
+      // Binary insertion on (num_preemptions, arrival) evaluated on the current keys, exactly as
+      // upstream's bisect.insort does: the queue is not re-sorted when keys change while queued.
+      const queue = this.pendingQueue;
+      const preemptions = task.numPreemptions;
+      const arrival = task.request.arrivalTime;
+      let lo = 0;
+      let hi = queue.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const other = queue[mid]!;
+        const otherPreemptions = other.numPreemptions;
+        const before =
+          preemptions < otherPreemptions ||
+          (preemptions === otherPreemptions && arrival < other.request.arrivalTime);
+        if (before) hi = mid;
+        else lo = mid + 1;
+      }
+      if (lo === queue.length) queue.push(task);
+      else queue.splice(lo, 0, task);
+    } else {
+      this.pendingQueue.push(task);
+    }
+    if (preempted) this.blockedQueue.push(task);
+    if (task.isPrompt) {
+      this.pendingPromptQueue.push(task);
+      this.pendingTokens += task.size;
+    } else {
+      this.pendingTokens += 1;
+    }
+  }
+
+  private removePendingTask(task: Task): void {
+    removeItem(this.pendingQueue, task);
+    if (task.state === TaskState.Blocked) removeItem(this.blockedQueue, task);
+    if (task.isPrompt) {
+      removeItem(this.pendingPromptQueue, task);
+      this.pendingTokens -= task.size;
+    } else {
+      this.pendingTokens -= 1;
+    }
+  }
+
+  private addToPool(task: Task): void {
+    const request = task.request;
+    if (request.pooled) {
+      request.poolTasks.push(task);
+      return;
+    }
+    request.pooled = true;
+    request.poolTasks.length = 0;
+    request.poolTasks.push(task);
+    // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
+    const list = this.pendingRequests;
+    const arrival = request.arrivalTime;
+    if (list.length === 0 || list[list.length - 1]!.arrivalTime <= arrival) {
+      list.push(request);
+      return;
+    }
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (arrival < list[mid]!.arrivalTime) hi = mid;
+      else lo = mid + 1;
+    }
+    list.splice(lo, 0, request);
+  }
+
+  private removeFromPool(task: Task): void {
+    const request = task.request;
+    removeItem(request.poolTasks, task);
+    if (request.poolTasks.length === 0) {
+      request.pooled = false;
+      removeItem(this.pendingRequests, request);
+    }
+  }
+
+  private addToBatch(task: Task): void {
+    this.batch.push(task);
+    task.inBatch = true;
+    if (task.isPrompt) this.promptTasksInBatch++;
+    else this.tokenTasksInBatch++;
+    if (this.batch.length === 1) this.runTimestamp = this.host.clock.now;
+  }
+
+  private removeFromBatch(task: Task): void {
+    removeItem(this.batch, task);
+    task.inBatch = false;
+    if (task.isPrompt) this.promptTasksInBatch--;
+    else this.tokenTasksInBatch--;
+    if (this.batch.length === 0) {
+      this.busyTime += this.host.clock.now - this.runTimestamp;
+      this.runTimestamp = 0;
+    }
+  }
+
+  // ---- batch selection --------------------------------------------------------------------------
+
+  /** Fills `newTasks`/`preempted`; returns nothing to avoid allocating result objects per iteration. */
+  private selectBatch(newTasks: Task[], preempted: Task[]): void {
+    if (this.batching.kind === "orca") this.selectOrcaBatch(newTasks);
+    else this.selectSplitwiseBatch(newTasks, preempted);
+  }
+
+  private selectOrcaBatch(newTasks: Task[]): void {
+    let batchSize = this.batch.length;
+    let memory = this.memory;
+    for (const request of this.pendingRequests) {
+      if (batchSize === this.batching.maxBatchSize) break;
+      const task = request.poolTasks[0]!;
+      if (task.inBatch) continue;
+      if (task.state === TaskState.Blocked) {
+        newTasks.push(task);
+        batchSize++;
+        continue;
+      }
+      const needed = task.memoryOn(this);
+      if (needed + memory <= this.maxMemory) {
+        newTasks.push(task);
+        batchSize++;
+        memory += needed;
+      } else {
+        break;
+      }
+    }
+  }
+
+  private selectSplitwiseBatch(newTasks: Task[], preempted: Task[]): void {
+    const { maxBatchSize, maxBatchTokens, maxPreemptions } = this.batching;
+    const epoch = ++selectionEpoch;
+    const selected = this.selectedScratch;
+    selected.length = 0;
+    let batchTokens = 0;
+    let memory = this.memory;
+    const take = (task: Task): void => {
+      selected.push(task);
+      task.request.selectionEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
+    };
+    const full = (task: Task): boolean =>
+      selected.length === maxBatchSize || (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens);
+
+    // 1. tasks that waited too long go first
+    for (const task of this.pendingQueue) {
+      if (task.numPreemptions < maxPreemptions) break;
+      if (full(task)) break;
+      if (task.request.selectionEpoch === epoch) continue;
+      if (task.state === TaskState.Blocked) {
+        take(task);
+        continue;
+      }
+      const needed = task.memoryOn(this);
+      if (needed + memory <= this.maxMemory) {
+        take(task);
+        memory += needed;
+      }
+    }
+    // 2. prompts, in arrival order at this instance
+    for (const task of this.pendingPromptQueue) {
+      if (full(task)) break;
+      if (task.request.selectionEpoch === epoch) continue;
+      const needed = task.memoryOn(this);
+      if (needed + memory <= this.maxMemory) {
+        take(task);
+        memory += needed;
+      } else {
+        break;
+      }
+    }
+    // 3. preempted decodes (they still hold their KV cache)
+    for (const task of this.blockedQueue) {
+      if (full(task)) break;
+      if (task.request.selectionEpoch === epoch) continue;
+      take(task);
+    }
+    // 4. decodes already running
+    for (const task of this.batch) {
+      if (full(task)) break;
+      if (task.request.selectionEpoch === epoch) continue;
+      take(task);
+    }
+    // 5. anything else, by request arrival
+    for (const request of this.pendingRequests) {
+      if (selected.length === maxBatchSize) break;
+      const task = request.poolTasks[0]!;
+      if (request.selectionEpoch === epoch) continue;
+      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      if (task.state === TaskState.Blocked) {
+        take(task);
+        continue;
+      }
+      const needed = task.memoryOn(this);
+      if (needed + memory <= this.maxMemory) {
+        take(task);
+        memory += needed;
+      } else {
+        break;
+      }
+    }
+    this.batchTokens = batchTokens;
+    for (const task of selected) task.selected = epoch;
+    for (const task of this.batch) if (task.selected !== epoch) preempted.push(task);
+    for (const task of selected) if (!task.inBatch) newTasks.push(task);
+  }
+
+  private readonly selectedScratch: Task[] = [];
+  private readonly newTasksScratch: Task[] = [];
+  private readonly preemptedScratch: Task[] = [];
+
+  // ---- iterations -------------------------------------------------------------------------------
+
+  startIteration(): void {
+    const clock = this.host.clock;
+    const newTasks = this.newTasksScratch;
+    const preempted = this.preemptedScratch;
+    newTasks.length = 0;
+    preempted.length = 0;
+    this.selectBatch(newTasks, preempted);
+
+    for (const task of preempted) this.preemptTask(task);
+    for (const task of newTasks) {
+      this.removePendingTask(task);
+      this.addToBatch(task);
+    }
+    for (const request of this.pendingRequests) {
+      const first = request.poolTasks[0]!;
+      if (!first.inBatch) first.numPreemptions++;
+    }
+
+    const batch = this.batch;
+    if (batch.length === 0) {
+      this.host.instanceIdle(this, this.pendingRequests.length > 0);
+      return;
+    }
+
+    let prefillTokens = 0;
+    let decodeContext = 0;
+    let contiguous = Infinity;
+    for (const task of batch) {
+      if (task.isPrompt) prefillTokens += task.size;
+      else {
+        decodeContext += task.request.promptTokens + task.generatedTokens;
+        const remaining = task.size - task.generatedTokens;
+        if (remaining < contiguous) contiguous = remaining;
+      }
+    }
+    this.iterationDuration = this.perf.iterationTime({
+      prefillTokens,
+      numPrefill: this.promptTasksInBatch,
+      numDecode: this.tokenTasksInBatch,
+      decodeContextTokens: decodeContext,
+    });
+    if (this.promptTasksInBatch > 0) contiguous = 1;
+    this.numContiguousIterations = contiguous;
+    this.iterationHasPrompt = this.promptTasksInBatch > 0;
+
+    const now = clock.now;
+    for (const task of batch) {
+      task.generatingTokens = contiguous;
+      task.processingTokens = task.isPrompt ? task.size : contiguous;
+      if (task.state === TaskState.Queued) this.runTask(task, now);
+      else if (task.state === TaskState.Blocked) task.state = TaskState.Running;
+    }
+    const duration = this.iterationDuration * contiguous;
+    this.iterationEventTime = now + duration;
+    this.iterationStartedAt = now;
+    if (duration === 0) {
+      // A zero-length iteration (a 1-token output has no decode steps) completes inline, as upstream.
+      this.iterationEvent = NO_EVENT;
+      this.completeIteration();
+      return;
+    }
+    this.iterationEvent = clock.scheduleAt(this.iterationEventTime, this);
+  }
+
+  private iterationStartedAt = 0;
+
+  private runTask(task: Task, now: number): void {
+    task.state = TaskState.Running;
+    task.startTime = now;
+    task.runTime = now;
+    if (task.isPrompt) task.request.promptStartTime = now;
+    const bytes = task.memoryOn(this);
+    this.allocMemory(bytes);
+    task.request.memory += bytes;
+  }
+
+  private preemptTask(task: Task): void {
+    if (task.isPrompt) throw new Error(`internal: prompt task of request ${task.request.id} cannot be preempted`);
+    task.state = TaskState.Blocked;
+    task.request.preemptions++;
+    this.preemptions++;
+    this.removeFromBatch(task);
+    this.addPendingTask(task, true);
+  }
+
+  /** Cut the current run of decode iterations at the next iteration boundary so new work can join. */
+  private pauseIteration(): void {
+    if (this.pauseNextIteration || this.promptTasksInBatch > 0) return;
+    if (this.iterationEvent === NO_EVENT) return;
+    this.pauseNextIteration = true;
+    const clock = this.host.clock;
+    const now = clock.now;
+    const duration = this.iterationDuration;
+    const iterationStart = this.iterationEventTime - duration * this.numContiguousIterations;
+    const elapsed = now - iterationStart;
+    let contiguous = pythonFloorDiv(now - iterationStart, duration) + 1;
+    if (contiguous > this.numContiguousIterations) contiguous = this.numContiguousIterations;
+    this.numContiguousIterations = contiguous;
+    for (const task of this.batch) {
+      task.generatingTokens = contiguous;
+      task.processingTokens = contiguous;
+    }
+    const remaining = duration * contiguous - elapsed;
+    clock.cancel(this.iterationEvent);
+    this.iterationEventTime = now + (remaining > 0 ? remaining : 0);
+    this.iterationEvent = clock.scheduleAt(this.iterationEventTime, this);
+  }
+
+  onEvent(): void {
+    this.iterationEvent = NO_EVENT;
+    this.completeIteration();
+  }
+
+  private readonly completedScratch: Task[] = [];
+
+  private completeIteration(): void {
+    const now = this.host.clock.now;
+    this.iterations += this.numContiguousIterations;
+    const elapsed = now - this.iterationStartedAt;
+    if (this.iterationHasPrompt) this.prefillBusyTime += elapsed;
+    else this.decodeBusyTime += elapsed;
+    if (this.host.logIteration !== undefined) {
+      const start = this.iterationEventTime - this.iterationDuration * this.numContiguousIterations;
+      this.host.logIteration(this, start, now);
+    }
+
+    const completed = this.completedScratch;
+    completed.length = 0;
+    for (const task of this.batch) {
+      const request = task.request;
+      task.processedTokens += task.processingTokens;
+      request.processedTokens += task.processingTokens;
+      task.generatedTokens += task.generatingTokens;
+      request.generatedTokens += task.generatingTokens;
+      task.processingTokens = 0;
+      task.generatingTokens = 0;
+      if (task.isComplete()) completed.push(task);
+    }
+    // copy: completion callbacks may start new work on this instance
+    const finished = completed.slice();
+    for (const task of finished) this.taskCompletion(task, now);
+    this.pauseNextIteration = false;
+    this.startIteration();
+  }
+
+  private taskCompletion(task: Task, now: number): void {
+    task.state = TaskState.Completed;
+    task.completionTime = now;
+    const request = task.request;
+    if (task.isPrompt) {
+      this.schedPendingTokens -= task.size;
+      request.firstTokenTime = now;
+    } else {
+      this.schedPendingTokens -= 1;
+      this.freeMemory(request.memory);
+      request.memory = 0;
+    }
+    this.removeFromBatch(task);
+    this.removeFromPool(task);
+    this.host.taskCompleted(task, this);
+  }
+}
+
+/** Shared by all instances so a request's epoch mark can never collide across instances. */
+let selectionEpoch = 0;
+
+function removeItem<T>(list: T[], item: T): void {
+  const index = list.indexOf(item);
+  if (index < 0) return;
+  if (index === list.length - 1) list.pop();
+  else list.splice(index, 1);
+}

@@ -1,0 +1,92 @@
+import type { Instance } from "./instance.ts";
+
+export const enum TaskState {
+  None = 0,
+  Queued = 1,
+  Running = 2,
+  Blocked = 3,
+  Completed = 4,
+}
+
+/**
+ * A prefill (prompt) or decode (token) task of a request. Per-task counters mirror upstream's
+ * PromptTask/TokenTask so batching decisions match it exactly.
+ */
+export class Task {
+  state = TaskState.None;
+  instance: Instance | null = null;
+  /** Tokens this task adds to an iteration's batch: the prompt size for prefill, 1 for decode. */
+  readonly tokensPerIteration: number;
+  processingTokens = 0;
+  processedTokens = 0;
+  generatingTokens = 0;
+  generatedTokens = 0;
+  /** Iterations this task sat pending while others ran (upstream's "num_preemptions"). */
+  numPreemptions = 0;
+  inBatch = false;
+  /** Selection epoch in which this task was last picked (scratch for batch selection). */
+  selected = 0;
+  arrivalTime = 0;
+  startTime = -1;
+  completionTime = -1;
+  runTime = 0;
+  /** The co-located decode task submitted together with this prefill (run-to-completion chaining). */
+  chained: Task | null = null;
+
+  constructor(
+    readonly request: SimRequest,
+    readonly isPrompt: boolean,
+    /** Prompt tokens for prefill; output tokens after the first for decode. */
+    readonly size: number,
+  ) {
+    this.tokensPerIteration = isPrompt ? size : 1;
+  }
+
+  /** KV-cache bytes this task allocates when it first runs on `instance`. */
+  memoryOn(instance: Instance): number {
+    return (this.isPrompt ? this.size + 1 : this.size) * instance.kvBytesPerToken;
+  }
+
+  isComplete(): boolean {
+    return this.isPrompt ? this.generatedTokens === 1 : this.generatedTokens === this.size;
+  }
+}
+
+/** KV-cache shipment from the prefill instance to the decode instance. */
+export interface KvTransfer {
+  readonly source: Instance;
+  readonly destination: Instance;
+  readonly bytes: number;
+  startTime: number;
+  completionTime: number;
+}
+
+/** A request inside the simulator. Dropped as soon as it completes, so memory stays flat. */
+export class SimRequest {
+  readonly prompt: Task;
+  readonly token: Task;
+  /** KV-cache bytes currently held for this request on the instance that owns it. */
+  memory = 0;
+  processedTokens = 0;
+  generatedTokens = 0;
+  promptStartTime = -1;
+  firstTokenTime = -1;
+  kvTransfer: KvTransfer | null = null;
+  /** Tasks of this request waiting or running on its current instance (upstream request_tasks). */
+  poolTasks: Task[] = [];
+  preemptions = 0;
+  /** Index in the instance's arrival-ordered pending-request list bookkeeping. */
+  pooled = false;
+  /** Selection epoch in which one of this request's tasks was picked (scratch for batch selection). */
+  selectionEpoch = 0;
+
+  constructor(
+    readonly id: number,
+    readonly arrivalTime: number,
+    readonly promptTokens: number,
+    readonly outputTokens: number,
+  ) {
+    this.prompt = new Task(this, true, promptTokens);
+    this.token = new Task(this, false, outputTokens - 1);
+  }
+}

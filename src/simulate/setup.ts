@@ -1,0 +1,91 @@
+import { resolve } from "node:path";
+import { ConfigError } from "../errors.ts";
+import { loadCatalog, lookup } from "../model/catalog.ts";
+import { DbPerformanceModel } from "../model/perf-db.ts";
+import type { PerformanceModel } from "../model/performance.ts";
+import { DEFAULT_PERF_TABLE } from "../paths.ts";
+import type { InstanceTemplate, PoolTemplate, StartState } from "../serving/cluster.ts";
+import { createScheduler, SPLIT_SCHEDULERS } from "../serving/schedulers/registry.ts";
+import type { SimulationConfig } from "../config/config.ts";
+import type { InstanceConfig, PoolConfig } from "../config/schema.ts";
+import type { SimulationSetup } from "./simulation.ts";
+
+const performanceModels = new Map<string, PerformanceModel>();
+
+/** Performance models are immutable after loading, so runs in one process share them. */
+export function performanceModelFor(config: SimulationConfig, baseDir: string): PerformanceModel {
+  const table = config.performance_model.table === undefined ? DEFAULT_PERF_TABLE : resolve(baseDir, config.performance_model.table);
+  const key = `${config.performance_model.type}|${table}|${config.performance_model.mixed_batch_factor}`;
+  let model = performanceModels.get(key);
+  if (model === undefined) {
+    model = new DbPerformanceModel(table, config.performance_model.mixed_batch_factor);
+    performanceModels.set(key, model);
+  }
+  return model;
+}
+
+function instanceTemplate(config: InstanceConfig): InstanceTemplate {
+  return {
+    kind: config.batching,
+    maxBatchSize: config.max_batch_size,
+    maxBatchTokens: config.batching === "orca" ? Infinity : config.max_batch_tokens,
+    maxPreemptions: config.max_preemptions,
+    tensorParallelism: config.tensor_parallelism,
+    pipelineParallelism: config.pipeline_parallelism,
+  };
+}
+
+function poolTemplate(config: PoolConfig): PoolTemplate {
+  return { ...instanceTemplate(config), numInstances: config.num_instances, skus: config.skus };
+}
+
+export function startStateOf(config: SimulationConfig): StartState {
+  const state = config.start_state;
+  switch (state.type) {
+    case "unallocated":
+      return { type: "unallocated" };
+    case "baseline":
+    case "orca":
+      return { type: state.type, instance: instanceTemplate(state.instance) };
+    case "splitwise":
+      return { type: "splitwise", split: state.split, prompt: poolTemplate(state.prompt), token: poolTemplate(state.token) };
+  }
+}
+
+/** Turns a validated config into the objects a Simulation needs; refuses configs that cannot run. */
+export function buildSetup(config: SimulationConfig, baseDir: string, random: () => number): SimulationSetup {
+  const catalog = loadCatalog();
+  const model = lookup(catalog.models, "model", config.model, "model");
+  config.cluster.servers.forEach((group, index) => lookup(catalog.skus, "sku", group.sku, `cluster.servers[${index}].sku`));
+  if (SPLIT_SCHEDULERS.has(config.scheduler.name) && config.start_state.type !== "splitwise") {
+    throw new ConfigError(
+      `scheduler.name: ${config.scheduler.name} ships KV caches between prompt and token pools and needs start_state.type: splitwise (got ${config.start_state.type})`,
+    );
+  }
+  const scheduler = createScheduler(
+    config.scheduler.name,
+    {
+      transferBandwidthGBps: config.scheduler.transfer_bandwidth_gbps,
+      promptMaxPendingBatchTokens: config.scheduler.prompt_max_pending_batch_tokens,
+      onSaturation: config.scheduler.on_saturation,
+      kvTokenJsqUpstream: config.compat.kv_token_jsq_upstream,
+      ignoreInstanceStatus: config.compat.ignore_instance_status,
+      random,
+    },
+    "scheduler.name",
+  );
+  return {
+    catalog,
+    model,
+    perf: performanceModelFor(config, baseDir),
+    servers: config.cluster.servers,
+    startState: startStateOf(config),
+    scheduler,
+    cluster: {
+      kvCacheIgnoresGqa: config.compat.kv_cache_ignores_gqa,
+      uniformUsesAllGpus: config.compat.uniform_uses_all_gpus,
+    },
+    kvRetryDelay_s: config.kv_retry_delay_s,
+    endTime_s: config.end_time_s ?? Infinity,
+  };
+}

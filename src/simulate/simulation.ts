@@ -1,0 +1,281 @@
+import { Clock, type EventTarget } from "../core/clock.ts";
+import type { Catalog, ModelSpec } from "../model/catalog.ts";
+import type { PerformanceModel } from "../model/performance.ts";
+import { Cluster, type ClusterOptions, type ServerGroup, type StartState } from "../serving/cluster.ts";
+import { InstanceStatus, type Instance, type InstanceHost } from "../serving/instance.ts";
+import { SimRequest, type Task } from "../serving/request.ts";
+import type { RequestScheduler } from "../serving/schedulers/scheduler.ts";
+import type { RequestSource, TraceRequest } from "../workload/types.ts";
+import { KvFlow, type KvFlowHost } from "./kv-flow.ts";
+
+export interface SimulationSetup {
+  readonly catalog: Catalog;
+  readonly model: ModelSpec;
+  readonly perf: PerformanceModel;
+  readonly servers: readonly ServerGroup[];
+  readonly startState: StartState;
+  readonly scheduler: RequestScheduler;
+  readonly cluster: ClusterOptions;
+  /** Poll interval of a KV shipment waiting for room at its destination (upstream: 1 s). */
+  readonly kvRetryDelay_s: number;
+  /** Stop at this simulated time (requests still in flight are reported unfinished). */
+  readonly endTime_s: number;
+}
+
+/** Hooks for callers that want per-request or per-iteration detail. */
+export interface SimulationObserver {
+  requestArrived?(request: SimRequest): void;
+  requestCompleted?(request: SimRequest, completionTime: number): void;
+  iteration?(instance: Instance, start: number, end: number): void;
+}
+
+export interface InstanceAccounting {
+  readonly id: number;
+  readonly label: string;
+  readonly tag: string | null;
+  readonly sku: string;
+  readonly gpus: number;
+  readonly lifetime_s: number;
+  readonly busy_s: number;
+  readonly prefill_s: number;
+  readonly decode_s: number;
+  readonly utilization: number;
+  readonly peak_memory_fraction: number;
+  readonly preemptions: number;
+  readonly memory_stalls: number;
+}
+
+export interface SimulationOutcome {
+  readonly arrived: number;
+  readonly completed: number;
+  readonly endTime_s: number;
+  readonly events: number;
+  readonly instances: readonly InstanceAccounting[];
+  readonly gpuSeconds: number;
+  readonly costUsd: number;
+  readonly energyKwh: number;
+  readonly kvRetries: number;
+  readonly waitingAtEnd: number;
+}
+
+const ARRIVAL = 0;
+
+/**
+ * Wires a workload, a cluster and a scheduler into one discrete-event run. Arrivals are pulled from
+ * the source one at a time (a trace of any length streams through), and a request object lives only
+ * until it completes.
+ */
+export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
+  readonly clock = new Clock();
+  readonly cluster: Cluster;
+  readonly scheduler: RequestScheduler;
+  private nextArrival: TraceRequest | undefined;
+  private readonly waiting: SimRequest[] = [];
+  private waitingHead = 0;
+  arrived = 0;
+  completed = 0;
+  private kvRetries = 0;
+  private readonly flows = new Set<KvFlow>();
+
+  constructor(
+    private readonly setup: SimulationSetup,
+    private readonly source: RequestSource,
+    private readonly observer: SimulationObserver = {},
+  ) {
+    this.scheduler = setup.scheduler;
+    this.cluster = new Cluster(setup.catalog, setup.model, setup.perf, this, setup.cluster);
+    for (const instance of this.cluster.build(setup.servers, setup.startState)) this.scheduler.addInstance(instance);
+    if (observer.iteration !== undefined) {
+      const iteration = observer.iteration;
+      this.logIteration = (instance, start, end) => iteration(instance, start, end);
+    }
+    this.scheduleNextArrival();
+  }
+
+  logIteration?: (instance: Instance, start: number, end: number) => void;
+
+  get inFlight(): number {
+    return this.arrived - this.completed;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
+  /** Runs until the workload is exhausted and every request finished, or `until_s`. */
+  run(until_s = this.setup.endTime_s): void {
+    this.clock.run(until_s);
+  }
+
+  /** Advances by at most `maxEvents` events; returns false when the run is over. */
+  runSome(maxEvents: number, until_s = this.setup.endTime_s): boolean {
+    for (let i = 0; i < maxEvents; i++) if (!this.clock.step(until_s)) return false;
+    return true;
+  }
+
+  private scheduleNextArrival(): void {
+    this.nextArrival = this.source.next();
+    if (this.nextArrival !== undefined) this.clock.scheduleAt(this.nextArrival.arrival_s, this, ARRIVAL);
+    else this.source.close();
+  }
+
+  onEvent(kind: number): void {
+    if (kind !== ARRIVAL) return;
+    const spec = this.nextArrival!;
+    const request = new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
+    this.arrived++;
+    this.observer.requestArrived?.(request);
+    this.scheduleNextArrival();
+    if (this.waitingCount > 0) this.enqueue(request);
+    else if (!this.dispatch(request)) this.enqueue(request);
+  }
+
+  private enqueue(request: SimRequest): void {
+    this.waiting.push(request);
+  }
+
+  /** Places a request and submits its first task; false when the scheduler has no room. */
+  private dispatch(request: SimRequest): boolean {
+    const placement = this.scheduler.schedule(request);
+    if (placement === null) return false;
+    const { prompt, token } = placement;
+    if (prompt !== token) {
+      request.kvTransfer = {
+        source: prompt,
+        destination: token,
+        bytes: request.promptTokens * prompt.kvBytesPerToken,
+        startTime: -1,
+        completionTime: -1,
+      };
+      request.token.instance = token;
+      prompt.taskArrival(request.prompt);
+    } else {
+      request.prompt.chained = request.token;
+      prompt.taskArrival(request.prompt);
+      prompt.taskArrival(request.token);
+    }
+    return true;
+  }
+
+  /** Retries requests held at the scheduler, oldest first, until one does not fit. */
+  drainWaiting(): void {
+    while (this.waitingHead < this.waiting.length) {
+      const request = this.waiting[this.waitingHead]!;
+      if (!this.dispatch(request)) break;
+      this.waiting[this.waitingHead++] = undefined as unknown as SimRequest;
+      if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+        this.waiting.splice(0, this.waitingHead);
+        this.waitingHead = 0;
+      }
+    }
+  }
+
+  // ---- InstanceHost -----------------------------------------------------------------------------
+
+  taskCompleted(task: Task, _instance: Instance): void {
+    const request = task.request;
+    if (task.isPrompt) {
+      const transfer = request.kvTransfer;
+      if (transfer !== null) {
+        const flow = new KvFlow(
+          this,
+          request,
+          transfer.source,
+          transfer.destination,
+          transfer.bytes,
+          this.scheduler.transferBandwidth,
+          this.setup.kvRetryDelay_s,
+        );
+        this.flows.add(flow);
+        this.flowsByRequest.set(request, flow);
+        flow.arrive();
+      }
+      return;
+    }
+    this.completed++;
+    this.observer.requestCompleted?.(request, this.clock.now);
+    if (this.waitingCount > 0) this.drainWaiting();
+  }
+
+  private readonly flowsByRequest = new Map<SimRequest, KvFlow>();
+
+  instanceIdle(instance: Instance, blocked: boolean): void {
+    if (!blocked) this.scheduler.notifyFreeInstance(instance);
+  }
+
+  kvTransferDone(request: SimRequest): void {
+    const flow = this.flowsByRequest.get(request);
+    if (flow !== undefined) {
+      this.kvRetries += flow.retries;
+      this.flows.delete(flow);
+      this.flowsByRequest.delete(request);
+    }
+    request.token.instance!.taskArrival(request.token);
+  }
+
+  // ---- results ----------------------------------------------------------------------------------
+
+  outcome(): SimulationOutcome {
+    const end = this.clock.now;
+    const instances: InstanceAccounting[] = [];
+    let energyJoules = 0;
+    const gpusWithInstances = new Map<number, number>();
+    for (const instance of this.cluster.instances) {
+      const lifetime = (instance.removedAt >= 0 ? instance.removedAt : end) - instance.createdAt;
+      const busy = instance.busyTime;
+      const processor = this.setup.catalog.processors.get(instance.name)!;
+      const idle = Math.max(0, lifetime - instance.prefillBusyTime - instance.decodeBusyTime);
+      energyJoules +=
+        instance.numGpus *
+        (processor.power_w.idle * idle +
+          processor.power_w.prompt * instance.prefillBusyTime +
+          processor.power_w.token * instance.decodeBusyTime);
+      gpusWithInstances.set(instance.serverId, (gpusWithInstances.get(instance.serverId) ?? 0) + instance.numGpus);
+      instances.push({
+        id: instance.id,
+        label: instance.label,
+        tag: instance.tag,
+        sku: instance.sku,
+        gpus: instance.numGpus,
+        lifetime_s: lifetime,
+        busy_s: busy,
+        prefill_s: instance.prefillBusyTime,
+        decode_s: instance.decodeBusyTime,
+        utilization: lifetime > 0 ? busy / lifetime : 0,
+        peak_memory_fraction: instance.peakMemory / instance.maxMemory,
+        preemptions: instance.preemptions,
+        memory_stalls: instance.memoryStalls,
+      });
+    }
+    let gpuSeconds = 0;
+    let costUsd = 0;
+    for (const server of this.cluster.servers) {
+      const lifetime = (server.removedAt >= 0 ? server.removedAt : end) - server.createdAt;
+      gpuSeconds += server.sku.gpus * lifetime;
+      costUsd += (server.sku.cost_per_hour_usd * lifetime) / 3600;
+      // GPUs of a server that host no instance still draw idle power.
+      const unused = server.sku.gpus - (gpusWithInstances.get(server.id) ?? 0);
+      const processor = this.setup.catalog.processors.get(server.sku.processor)!;
+      energyJoules += unused * processor.power_w.idle * lifetime;
+    }
+    let kvRetries = this.kvRetries;
+    for (const flow of this.flows) kvRetries += flow.retries;
+    return {
+      arrived: this.arrived,
+      completed: this.completed,
+      endTime_s: end,
+      events: this.clock.eventsProcessed,
+      instances,
+      gpuSeconds,
+      costUsd,
+      energyKwh: energyJoules / 3.6e6,
+      kvRetries,
+      waitingAtEnd: this.waitingCount,
+    };
+  }
+
+  /** Instances that can take work now. */
+  activeInstances(): Instance[] {
+    return this.cluster.instances.filter((instance) => instance.status === InstanceStatus.Active);
+  }
+}
