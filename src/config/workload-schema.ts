@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { workloadSpecSchema } from "../workload/schema.ts";
 
-// Temporary: replaced by the workload module's schema once it lands.
-export const workloadSchema = z.unknown().optional();
+/** The `workload:` key of a simulation config; absent means the bundled Azure conversation trace. */
+export const workloadSchema = workloadSpecSchema.optional();

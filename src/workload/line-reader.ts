@@ -1,0 +1,136 @@
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { StringDecoder } from "node:string_decoder";
+import { gunzipSync } from "node:zlib";
+import { WorkloadError } from "./errors.ts";
+
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+
+export interface LineReaderOptions {
+  /** Bytes read per system call (default 1 MiB); tests use tiny chunks to exercise the seams. */
+  readonly chunkSize?: number;
+}
+
+/**
+ * Reads a text file line by line, synchronously, holding one chunk in memory at a time.
+ *
+ * Hand-written rather than csv-parse or readline: traces run to 10 million rows and are read on the
+ * simulator's hot path, which is synchronous (the event loop pulls one request at a time), and a
+ * synchronous chunked reader with no per-line callbacks or records is several times faster.
+ *
+ * Handles '\n' and '\r\n' endings, a last line without a newline, lines (and UTF-8 characters) that
+ * span chunks, and a leading byte-order mark.
+ *
+ * Files ending in `.gz` are inflated whole with zlib.gunzipSync, because Node has no synchronous
+ * streaming gunzip: the decompressed file must fit in memory, so keep large traces uncompressed.
+ */
+export class LineReader implements Iterable<readonly [lineNumber: number, text: string]> {
+  /** 1-based number of the line last returned by readLine() (0 before the first). */
+  lineNumber = 0;
+  private fd: number | undefined;
+  /** The whole decompressed file, for `.gz` input. */
+  private inflated: Buffer | undefined;
+  private inflatedOffset = 0;
+  private readonly buffer: Buffer | undefined;
+  private readonly chunkSize: number;
+  private readonly decoder = new StringDecoder("utf8");
+  /** Decoded text not yet returned starts at `position`. */
+  private pending = "";
+  private position = 0;
+  private endOfFile = false;
+
+  constructor(
+    readonly path: string,
+    options: LineReaderOptions = {},
+  ) {
+    this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (!Number.isInteger(this.chunkSize) || this.chunkSize < 1) {
+      throw new RangeError(`chunkSize must be a positive integer, got ${this.chunkSize}`);
+    }
+    try {
+      if (path.toLowerCase().endsWith(".gz")) {
+        this.inflated = gunzipSync(readFileSync(path));
+      } else {
+        this.fd = openSync(path, "r");
+        this.buffer = Buffer.allocUnsafe(this.chunkSize);
+      }
+    } catch (error) {
+      throw new WorkloadError({ file: path }, `cannot read file: ${describeError(error)}`);
+    }
+  }
+
+  /** The next line without its line ending, or undefined at the end of the file. */
+  readLine(): string | undefined {
+    for (;;) {
+      const newline = this.pending.indexOf("\n", this.position);
+      if (newline !== -1) {
+        const start = this.position;
+        this.position = newline + 1;
+        const end = newline > start && this.pending.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+        return this.deliver(this.pending.slice(start, end));
+      }
+      if (this.endOfFile) {
+        if (this.position >= this.pending.length) return undefined;
+        let line = this.pending.slice(this.position);
+        this.pending = "";
+        this.position = 0;
+        if (line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1);
+        return this.deliver(line);
+      }
+      const rest = this.position < this.pending.length ? this.pending.slice(this.position) : "";
+      const chunk = this.readChunk();
+      if (chunk === undefined) {
+        this.endOfFile = true;
+        this.pending = rest + this.decoder.end();
+        this.close();
+      } else {
+        this.pending = rest + chunk;
+      }
+      this.position = 0;
+    }
+  }
+
+  /** Releases the file handle (idempotent); readLine() then returns what was already decoded. */
+  close(): void {
+    if (this.fd !== undefined) {
+      closeSync(this.fd);
+      this.fd = undefined;
+    }
+    this.inflated = undefined;
+  }
+
+  *[Symbol.iterator](): Iterator<readonly [lineNumber: number, text: string]> {
+    try {
+      for (let text = this.readLine(); text !== undefined; text = this.readLine()) {
+        yield [this.lineNumber, text] as const;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  private deliver(line: string): string {
+    this.lineNumber++;
+    // Spreadsheet exports often start with a BOM, which would otherwise glue onto the first header.
+    if (this.lineNumber === 1 && line.charCodeAt(0) === 0xfeff) return line.slice(1);
+    return line;
+  }
+
+  /** Decoded text of the next chunk, or undefined at the end of the input. */
+  private readChunk(): string | undefined {
+    if (this.inflated !== undefined) {
+      if (this.inflatedOffset >= this.inflated.length) return undefined;
+      const end = Math.min(this.inflatedOffset + this.chunkSize, this.inflated.length);
+      const chunk = this.decoder.write(this.inflated.subarray(this.inflatedOffset, end));
+      this.inflatedOffset = end;
+      return chunk;
+    }
+    if (this.fd === undefined || this.buffer === undefined) return undefined;
+    const bytesRead = readSync(this.fd, this.buffer, 0, this.buffer.length, null);
+    if (bytesRead === 0) return undefined;
+    return this.decoder.write(this.buffer.subarray(0, bytesRead));
+  }
+}
+
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
