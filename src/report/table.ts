@@ -1,0 +1,164 @@
+import type { LatencySummary, RunSummary } from "../metrics/summary.ts";
+
+export type TableCell = string | number;
+export type Alignment = "left" | "right";
+
+export interface TableOptions {
+  /** Per-column alignment; by default numbers are right-aligned and strings left-aligned. */
+  readonly align?: readonly Alignment[];
+  /** Box-drawing lines (default) or plain ASCII for logs and terminals without Unicode. */
+  readonly style?: "box" | "ascii";
+  /** Formats numeric cells; defaults to `formatNumber`. */
+  readonly formatNumber?: (value: number) => string;
+  /** Printed above the table. */
+  readonly title?: string;
+}
+
+interface BorderCharacters {
+  readonly horizontal: string;
+  readonly vertical: string;
+  readonly top: readonly [string, string, string];
+  readonly middle: readonly [string, string, string];
+  readonly bottom: readonly [string, string, string];
+}
+
+const BOX: BorderCharacters = {
+  horizontal: "─",
+  vertical: "│",
+  top: ["┌", "┬", "┐"],
+  middle: ["├", "┼", "┤"],
+  bottom: ["└", "┴", "┘"],
+};
+
+const ASCII: BorderCharacters = {
+  horizontal: "-",
+  vertical: "|",
+  top: ["+", "+", "+"],
+  middle: ["+", "+", "+"],
+  bottom: ["+", "+", "+"],
+};
+
+/** Default number rendering: integers as-is, others with up to 4 significant decimals, NaN as "-". */
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return Number.isNaN(value) ? "-" : value > 0 ? "inf" : "-inf";
+  if (Number.isInteger(value)) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1000) return value.toFixed(1);
+  if (magnitude >= 1) return value.toFixed(3);
+  return value.toPrecision(4);
+}
+
+/** Fixed-width text table: one header row, a rule, then the rows; every line has the same width. */
+export function formatTable(
+  headers: readonly string[],
+  rows: readonly (readonly TableCell[])[],
+  options: TableOptions = {},
+): string {
+  const border = options.style === "ascii" ? ASCII : BOX;
+  const renderNumber = options.formatNumber ?? formatNumber;
+  const columnCount = Math.max(headers.length, ...rows.map((row) => row.length));
+  const text = rows.map((row) =>
+    Array.from({ length: columnCount }, (_, column) => {
+      const cell = row[column];
+      return cell === undefined ? "" : typeof cell === "number" ? renderNumber(cell) : cell;
+    }),
+  );
+  const alignment = Array.from({ length: columnCount }, (_, column): Alignment => {
+    const explicit = options.align?.[column];
+    if (explicit !== undefined) return explicit;
+    return rows.some((row) => typeof row[column] === "number") ? "right" : "left";
+  });
+  const widths = Array.from({ length: columnCount }, (_, column) =>
+    Math.max((headers[column] ?? "").length, ...text.map((row) => row[column]!.length)),
+  );
+
+  const pad = (cell: string, column: number): string =>
+    alignment[column] === "right" ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!);
+  const line = (cells: readonly string[]): string =>
+    `${border.vertical} ${cells.map(pad).join(` ${border.vertical} `)} ${border.vertical}`;
+  const rule = ([left, join, right]: readonly [string, string, string]): string =>
+    `${left}${widths.map((width) => border.horizontal.repeat(width + 2)).join(join)}${right}`;
+
+  const lines = [
+    rule(border.top),
+    line(Array.from({ length: columnCount }, (_, column) => headers[column] ?? "")),
+    rule(border.middle),
+    ...text.map(line),
+    rule(border.bottom),
+  ];
+  if (options.title !== undefined) lines.unshift(options.title);
+  return lines.join("\n");
+}
+
+function milliseconds(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return "-";
+  return (seconds * 1000).toFixed(seconds * 1000 >= 100 ? 1 : 2);
+}
+
+function orDash(value: number | null, render: (value: number) => string): string {
+  return value === null || !Number.isFinite(value) ? "-" : render(value);
+}
+
+function latencyRow(name: string, latency: LatencySummary): string[] {
+  return [
+    name,
+    milliseconds(latency.mean),
+    milliseconds(latency.p50),
+    milliseconds(latency.p90),
+    milliseconds(latency.p99),
+    milliseconds(latency.max),
+  ];
+}
+
+function slowdownRow(name: string, values: { p50: number; p90: number; p99: number }): string[] {
+  const render = (value: number): string => value.toFixed(2);
+  return [name, orDash(values.p50, render), orDash(values.p90, render), orDash(values.p99, render)];
+}
+
+/** Human-readable report of a run summary (latencies in ms) for the terminal. */
+export function formatSummaryTable(summary: RunSummary, options: Pick<TableOptions, "style"> = {}): string {
+  const { requests, slo } = summary;
+  const overview: [string, string][] = [
+    ["requests arrived", String(requests.arrived)],
+    ["requests completed", String(requests.completed)],
+    ["requests unfinished", String(requests.unfinished)],
+    ["requests measured", `${requests.measured} (warm-up ${requests.warmup_s} s)`],
+    ["SLO attainment", orDash(slo.attainment, (value) => `${(value * 100).toFixed(2)} %`)],
+    ["meets Splitwise SLO", slo.meets_splitwise_slo ? "yes" : "no"],
+    ["throughput", orDash(summary.throughput.requests_per_s, (value) => `${value.toFixed(3)} req/s`)],
+    ["output tokens", orDash(summary.throughput.output_tokens_per_s, (value) => `${value.toFixed(1)} tok/s`)],
+    ["preemptions", String(summary.preemptions)],
+    ["simulated time", orDash(summary.sim_end_s, (value) => `${value.toFixed(1)} s`)],
+    ["GPU-hours", orDash(summary.gpu_hours, (value) => value.toFixed(3))],
+    ["cost", orDash(summary.cost_usd, (value) => `$${value.toFixed(2)}`)],
+    ["energy", orDash(summary.energy_kwh, (value) => `${value.toFixed(2)} kWh`)],
+    ["utilization", orDash(summary.instance_utilization, (value) => `${(value * 100).toFixed(1)} %`)],
+    ["events", orDash(summary.events, String)],
+    ["wall time", orDash(summary.wall_s, (value) => `${value.toFixed(2)} s`)],
+  ];
+  const style = options.style ?? "box";
+  const right: Alignment[] = ["left", "right", "right", "right", "right", "right"];
+  return [
+    formatTable(["run", "value"], overview, { style, align: ["left", "right"] }),
+    formatTable(
+      ["latency (ms)", "mean", "p50", "p90", "p99", "max"],
+      [
+        latencyRow("TTFT", summary.ttft_s),
+        latencyRow("TBT", summary.tbt_s),
+        latencyRow("E2E", summary.e2e_s),
+        latencyRow("queue", summary.queue_s),
+        latencyRow("nth-token overhead", summary.nth_token_overhead_s),
+      ],
+      { style, align: right },
+    ),
+    formatTable(
+      ["slowdown", "p50", "p90", "p99"],
+      [
+        slowdownRow("TTFT", summary.slowdown.ttft),
+        slowdownRow("TBT", summary.slowdown.tbt),
+        slowdownRow("E2E", summary.slowdown.e2e),
+      ],
+      { style, align: right },
+    ),
+  ].join("\n");
+}
