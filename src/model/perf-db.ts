@@ -74,12 +74,20 @@ export function loadPerfTable(path: string): Map<string, Curves> {
     const cells = line.split(",");
     const numbers = [cTp, cPrompt, cBatch, cPromptTime, cTokenTime].map((c) => Number(cells[c]));
     if (numbers.some((v) => !Number.isFinite(v))) {
-      throw new ConfigError(`${path}:${i + 1}: expected numbers in tensor_parallel, prompt_size, batch_size, prompt_time, token_time`);
+      throw new ConfigError(
+        `${path}:${i + 1}: expected numbers in tensor_parallel, prompt_size, batch_size, prompt_time, token_time`,
+      );
     }
-    const [tp, promptSize, batchSize, promptMs, tokenMs] = numbers as [number, number, number, number, number];
+    const [tp, promptSize, batchSize, promptMs, tokenMs] = numbers as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     const key = curveKey(cells[cModel]!, cells[cHardware]!, tp);
     let byX = groups.get(key);
-    if (byX === undefined) groups.set(key, (byX = new Map()));
+    if (byX === undefined) groups.set(key, (byX = new Map<number, { prompt: number[]; token: number[] }>()));
     const x = promptSize * batchSize;
     let point = byX.get(x);
     if (point === undefined) byX.set(x, (point = { prompt: [], token: [] }));
@@ -90,8 +98,14 @@ export function loadPerfTable(path: string): Map<string, Curves> {
   for (const [key, byX] of groups) {
     const xs = [...byX.keys()].sort((a, b) => a - b);
     curves.set(key, {
-      prompt: new PiecewiseLinear(Float64Array.from(xs), Float64Array.from(xs.map((x) => median(byX.get(x)!.prompt)))),
-      token: new PiecewiseLinear(Float64Array.from(xs), Float64Array.from(xs.map((x) => median(byX.get(x)!.token)))),
+      prompt: new PiecewiseLinear(
+        Float64Array.from(xs),
+        Float64Array.from(xs.map((x) => median(byX.get(x)!.prompt))),
+      ),
+      token: new PiecewiseLinear(
+        Float64Array.from(xs),
+        Float64Array.from(xs.map((x) => median(byX.get(x)!.token))),
+      ),
     });
   }
   return curves;
@@ -145,7 +159,9 @@ export class DbPerformanceModel implements PerformanceModel {
       if (curves === undefined) {
         throw new ConfigError(
           `performance_model db (${this.tablePath}) has no measurements for model=${model} hardware=${hardware} tp=${tensorParallelism}; ` +
-            unknownNameMessage("combination", `${model}|${hardware}|${tensorParallelism}`, [...this.curves.keys()]),
+            unknownNameMessage("combination", `${model}|${hardware}|${tensorParallelism}`, [
+              ...this.curves.keys(),
+            ]),
         );
       }
       iterationModel = new DbIterationModel(curves, this.mixedBatchFactor);

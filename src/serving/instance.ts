@@ -34,12 +34,9 @@ export interface InstanceHost {
 
 /** Python's float floor division (`a // b`), needed to split contiguous iterations exactly as upstream. */
 function pythonFloorDiv(a: number, b: number): number {
-  let mod = a % b;
+  const mod = a % b;
   let div = (a - mod) / b;
-  if (mod !== 0 && b < 0 !== mod < 0) {
-    mod += b;
-    div -= 1;
-  }
+  if (mod !== 0 && b < 0 !== mod < 0) div -= 1;
   if (div === 0) return 0;
   let floored = Math.floor(div);
   if (div - floored > 0.5) floored += 1;
@@ -321,70 +318,77 @@ export class Instance implements EventTarget {
     selected.length = 0;
     let batchTokens = 0;
     let memory = this.memory;
-    const take = (task: Task): void => {
-      selected.push(task);
-      task.request.selectionEpoch = epoch;
-      batchTokens += task.tokensPerIteration;
-    };
-    const full = (task: Task): boolean =>
-      selected.length === maxBatchSize || (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens);
+    const maxMemory = this.maxMemory;
+    // Hot path: the five passes are written out (no closures) because this runs every iteration.
 
     // 1. tasks that waited too long go first
     for (const task of this.pendingQueue) {
       if (task.numPreemptions < maxPreemptions) break;
-      if (full(task)) break;
-      if (task.request.selectionEpoch === epoch) continue;
+      if (selected.length === maxBatchSize) break;
+      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      const request = task.request;
+      if (request.selectionEpoch === epoch) continue;
       if (task.state === TaskState.Blocked) {
-        take(task);
+        selected.push(task);
+        request.selectionEpoch = epoch;
+        batchTokens += task.tokensPerIteration;
         continue;
       }
       const needed = task.memoryOn(this);
-      if (needed + memory <= this.maxMemory) {
-        take(task);
+      if (needed + memory <= maxMemory) {
+        selected.push(task);
+        request.selectionEpoch = epoch;
+        batchTokens += task.tokensPerIteration;
         memory += needed;
       }
     }
     // 2. prompts, in arrival order at this instance
     for (const task of this.pendingPromptQueue) {
-      if (full(task)) break;
-      if (task.request.selectionEpoch === epoch) continue;
+      if (selected.length === maxBatchSize) break;
+      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      const request = task.request;
+      if (request.selectionEpoch === epoch) continue;
       const needed = task.memoryOn(this);
-      if (needed + memory <= this.maxMemory) {
-        take(task);
-        memory += needed;
-      } else {
-        break;
-      }
+      if (needed + memory > maxMemory) break;
+      selected.push(task);
+      request.selectionEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
+      memory += needed;
     }
     // 3. preempted decodes (they still hold their KV cache)
     for (const task of this.blockedQueue) {
-      if (full(task)) break;
-      if (task.request.selectionEpoch === epoch) continue;
-      take(task);
+      if (selected.length === maxBatchSize) break;
+      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      const request = task.request;
+      if (request.selectionEpoch === epoch) continue;
+      selected.push(task);
+      request.selectionEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
     }
     // 4. decodes already running
     for (const task of this.batch) {
-      if (full(task)) break;
-      if (task.request.selectionEpoch === epoch) continue;
-      take(task);
+      if (selected.length === maxBatchSize) break;
+      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      const request = task.request;
+      if (request.selectionEpoch === epoch) continue;
+      selected.push(task);
+      request.selectionEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
     }
     // 5. anything else, by request arrival
     for (const request of this.pendingRequests) {
       if (selected.length === maxBatchSize) break;
-      const task = request.poolTasks[0]!;
       if (request.selectionEpoch === epoch) continue;
+      const task = request.poolTasks[0]!;
       if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-      if (task.state === TaskState.Blocked) {
-        take(task);
-        continue;
-      }
-      const needed = task.memoryOn(this);
-      if (needed + memory <= this.maxMemory) {
-        take(task);
+      if (task.state !== TaskState.Blocked) {
+        const needed = task.memoryOn(this);
+        if (needed + memory > maxMemory) break;
         memory += needed;
-      } else {
-        break;
       }
+      selected.push(task);
+      request.selectionEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
     }
     this.batchTokens = batchTokens;
     for (const task of selected) task.selected = epoch;
@@ -475,7 +479,8 @@ export class Instance implements EventTarget {
   }
 
   private preemptTask(task: Task): void {
-    if (task.isPrompt) throw new Error(`internal: prompt task of request ${task.request.id} cannot be preempted`);
+    if (task.isPrompt)
+      throw new Error(`internal: prompt task of request ${task.request.id} cannot be preempted`);
     task.state = TaskState.Blocked;
     task.request.preemptions++;
     this.preemptions++;
@@ -536,9 +541,9 @@ export class Instance implements EventTarget {
       task.generatingTokens = 0;
       if (task.isComplete()) completed.push(task);
     }
-    // copy: completion callbacks may start new work on this instance
-    const finished = completed.slice();
-    for (const task of finished) this.taskCompletion(task, now);
+    // Completion callbacks never re-enter this instance's iteration loop (they only queue work), so
+    // iterating the scratch list directly is safe.
+    for (let i = 0; i < completed.length; i++) this.taskCompletion(completed[i]!, now);
     this.pauseNextIteration = false;
     this.startIteration();
   }

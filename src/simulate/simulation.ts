@@ -59,6 +59,7 @@ export interface SimulationOutcome {
 }
 
 const ARRIVAL = 0;
+const DRAIN_WAITING = 1;
 
 /**
  * Wires a workload, a cluster and a scheduler into one discrete-event run. Arrivals are pulled from
@@ -84,10 +85,10 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   ) {
     this.scheduler = setup.scheduler;
     this.cluster = new Cluster(setup.catalog, setup.model, setup.perf, this, setup.cluster);
-    for (const instance of this.cluster.build(setup.servers, setup.startState)) this.scheduler.addInstance(instance);
+    for (const instance of this.cluster.build(setup.servers, setup.startState))
+      this.scheduler.addInstance(instance);
     if (observer.iteration !== undefined) {
-      const iteration = observer.iteration;
-      this.logIteration = (instance, start, end) => iteration(instance, start, end);
+      this.logIteration = (instance, start, end) => observer.iteration?.(instance, start, end);
     }
     this.scheduleNextArrival();
   }
@@ -120,7 +121,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   }
 
   onEvent(kind: number): void {
-    if (kind !== ARRIVAL) return;
+    if (kind === DRAIN_WAITING) {
+      this.drainScheduled = false;
+      this.drainWaiting();
+      return;
+    }
     const spec = this.nextArrival!;
     const request = new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
     this.arrived++;
@@ -194,7 +199,19 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     }
     this.completed++;
     this.observer.requestCompleted?.(request, this.clock.now);
-    if (this.waitingCount > 0) this.drainWaiting();
+    this.requestDrain();
+  }
+
+  private drainScheduled = false;
+
+  /**
+   * Retries held requests in a separate event at the same time rather than inline, so placing new
+   * work never re-enters an instance that is in the middle of completing an iteration.
+   */
+  requestDrain(): void {
+    if (this.drainScheduled || this.waitingCount === 0) return;
+    this.drainScheduled = true;
+    this.clock.schedule(0, this, DRAIN_WAITING);
   }
 
   private readonly flowsByRequest = new Map<SimRequest, KvFlow>();
@@ -230,7 +247,10 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
         (processor.power_w.idle * idle +
           processor.power_w.prompt * instance.prefillBusyTime +
           processor.power_w.token * instance.decodeBusyTime);
-      gpusWithInstances.set(instance.serverId, (gpusWithInstances.get(instance.serverId) ?? 0) + instance.numGpus);
+      gpusWithInstances.set(
+        instance.serverId,
+        (gpusWithInstances.get(instance.serverId) ?? 0) + instance.numGpus,
+      );
       instances.push({
         id: instance.id,
         label: instance.label,
