@@ -46,7 +46,11 @@ export interface LoadedConfig {
 const TOP_LEVEL_KEYS = Object.keys(simulationConfigSchema.shape);
 
 /** Validates a parsed object; errors name the source, the key path, the line when known and a suggestion. */
-export function validateConfig(raw: unknown, source: string, locate?: (path: PropertyKey[]) => string): SimulationConfig {
+export function validateConfig(
+  raw: unknown,
+  source: string,
+  locate?: (path: PropertyKey[]) => string,
+): SimulationConfig {
   const result = simulationConfigSchema.safeParse(raw ?? {});
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
@@ -81,7 +85,16 @@ function shapeAt(path: readonly PropertyKey[]): string[] | undefined {
   };
   if (path.length === 1) return known[first];
   if (first === "start_state") {
-    return ["batching", "max_batch_size", "max_batch_tokens", "max_preemptions", "tensor_parallelism", "pipeline_parallelism", "num_instances", "skus"];
+    return [
+      "batching",
+      "max_batch_size",
+      "max_batch_tokens",
+      "max_preemptions",
+      "tensor_parallelism",
+      "pipeline_parallelism",
+      "num_instances",
+      "skus",
+    ];
   }
   return undefined;
 }
@@ -103,11 +116,14 @@ export function parseConfigText(text: string, source: string, baseDir: string): 
   if (document.errors.length > 0) {
     const error = document.errors[0]!;
     const position = lineCounter.linePos(error.pos[0]);
-    throw new UsageError(`${source}:${position.line}:${position.col}: YAML syntax error: ${error.message.split("\n")[0]}`);
+    throw new UsageError(
+      `${source}:${position.line}:${position.col}: YAML syntax error: ${error.message.split("\n")[0]}`,
+    );
   }
   const locate = (path: PropertyKey[]): string => {
     for (let depth = path.length; depth > 0; depth--) {
-      const node = document.getIn(path.slice(0, depth).map(String), true) as { range?: [number, number, number] } | undefined;
+      const node = document.getIn(path.slice(0, depth).map(String), true) as
+        { range?: [number, number, number] } | undefined;
       if (node?.range !== undefined) return `:${lineCounter.linePos(node.range[0]).line}`;
     }
     return "";
@@ -117,7 +133,10 @@ export function parseConfigText(text: string, source: string, baseDir: string): 
 }
 
 /** Applies `--set a.b.c=value` overrides (value parsed as YAML: numbers, booleans, lists). */
-export function applyOverrides(raw: Record<string, unknown>, overrides: readonly string[]): Record<string, unknown> {
+export function applyOverrides(
+  raw: Record<string, unknown>,
+  overrides: readonly string[],
+): Record<string, unknown> {
   for (const override of overrides) {
     const equals = override.indexOf("=");
     if (equals <= 0) throw new UsageError(`--set expects key=value, got "${override}"`);
@@ -152,6 +171,7 @@ export function readRawConfig(path: string): Record<string, unknown> {
   }
   const value: unknown = document.toJS();
   if (value === null || value === undefined) return {};
-  if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError(`${path}: expected a mapping at the top level`);
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new ConfigError(`${path}: expected a mapping at the top level`);
   return value as Record<string, unknown>;
 }

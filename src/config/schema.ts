@@ -49,7 +49,13 @@ export const performanceModelSchema = z.strictObject({
 });
 
 const percentileTargets = (p50: number, p90: number, p99: number) =>
-  z.strictObject({ p50: z.number().positive().default(p50), p90: z.number().positive().default(p90), p99: z.number().positive().default(p99) }).prefault({});
+  z
+    .strictObject({
+      p50: z.number().positive().default(p50),
+      p90: z.number().positive().default(p90),
+      p99: z.number().positive().default(p99),
+    })
+    .prefault({});
 
 export const sloSchema = z.strictObject({
   ttft_slowdown: percentileTargets(2, 3, 6),

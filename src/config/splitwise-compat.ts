@@ -20,7 +20,9 @@ const upstreamInstanceSchema = z.looseObject({
 });
 
 const upstreamSchema = z.looseObject({
-  cluster: z.looseObject({ servers: z.array(z.looseObject({ sku: z.string(), count: z.int().nonnegative() })) }),
+  cluster: z.looseObject({
+    servers: z.array(z.looseObject({ sku: z.string(), count: z.int().nonnegative() })),
+  }),
   applications: z
     .array(z.looseObject({ model_architecture: z.string(), scheduler: z.string() }))
     .min(1, "expected at least one application"),
@@ -41,7 +43,9 @@ type UpstreamInstance = z.infer<typeof upstreamInstanceSchema>;
 function instanceOf(upstream: UpstreamInstance | undefined, where: string): Record<string, unknown> {
   if (upstream === undefined) throw new UsageError(`${where}: missing in the splitwise config`);
   if (upstream.instance_type === "DEFAULT") {
-    throw new UsageError(`${where}.instance_type: DEFAULT instances only work with upstream's constant performance model; use ORCA or Splitwise`);
+    throw new UsageError(
+      `${where}.instance_type: DEFAULT instances only work with upstream's constant performance model; use ORCA or Splitwise`,
+    );
   }
   const batching = upstream.instance_type === "ORCA" ? "orca" : "splitwise";
   return {
@@ -57,15 +61,27 @@ function instanceOf(upstream: UpstreamInstance | undefined, where: string): Reco
 /** Upstream's uniform start states hard-code their instance configuration (start_state/*.yaml). */
 const UNIFORM_DEFAULTS: Record<string, Record<string, unknown>> = {
   orca: { batching: "orca", max_batch_size: 512, tensor_parallelism: 8 },
-  baseline: { batching: "splitwise", max_batch_size: 512, max_batch_tokens: 2048, max_preemptions: 4, tensor_parallelism: 8 },
+  baseline: {
+    batching: "splitwise",
+    max_batch_size: 512,
+    max_batch_tokens: 2048,
+    max_preemptions: 4,
+    tensor_parallelism: 8,
+  },
 };
 
 export function translateSplitwiseConfig(raw: unknown, source: string): Record<string, unknown> {
   const parsed = upstreamSchema.safeParse(raw);
-  if (!parsed.success) throw new UsageError(`${source}: not a resolved splitwise-sim config:\n${z.prettifyError(parsed.error)}`);
+  if (!parsed.success)
+    throw new UsageError(`${source}: not a resolved splitwise-sim config:\n${z.prettifyError(parsed.error)}`);
   const upstream = parsed.data;
-  if (upstream.performance_model?._target_ !== undefined && !upstream.performance_model._target_.includes("Database")) {
-    throw new UsageError(`${source}: performance_model: only upstream's db model can drive ORCA/Splitwise instances (run upstream with performance_model=db)`);
+  if (
+    upstream.performance_model?._target_ !== undefined &&
+    !upstream.performance_model._target_.includes("Database")
+  ) {
+    throw new UsageError(
+      `${source}: performance_model: only upstream's db model can drive ORCA/Splitwise instances (run upstream with performance_model=db)`,
+    );
   }
   const application = upstream.applications[0]!;
   const stateType = upstream.start_state.state_type;
@@ -92,7 +108,9 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
   } else if (stateType === "unallocated") {
     startState = { type: "unallocated" };
   } else {
-    throw new UsageError(`${source}: start_state.state_type: unsupported "${stateType}" (expected orca, baseline, splitwise_*, unallocated)`);
+    throw new UsageError(
+      `${source}: start_state.state_type: unsupported "${stateType}" (expected orca, baseline, splitwise_*, unallocated)`,
+    );
   }
   return {
     name: `splitwise-compat:${source}`,

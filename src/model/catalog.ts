@@ -65,7 +65,9 @@ export function loadCatalog(): Catalog {
   const models = loadTable("models.yaml", modelSchema);
   for (const sku of skus.values()) {
     if (!processors.has(sku.processor)) {
-      throw new ConfigError(`catalog/skus.yaml: ${sku.name}.processor: ${unknownNameMessage("processor", sku.processor, [...processors.keys()])}`);
+      throw new ConfigError(
+        `catalog/skus.yaml: ${sku.name}.processor: ${unknownNameMessage("processor", sku.processor, [...processors.keys()])}`,
+      );
     }
   }
   cached = { processors, skus, models };
@@ -74,7 +76,8 @@ export function loadCatalog(): Catalog {
 
 export function lookup<T>(table: ReadonlyMap<string, T>, kind: string, name: string, where: string): T {
   const value = table.get(name);
-  if (value === undefined) throw new ConfigError(`${where}: ${unknownNameMessage(kind, name, [...table.keys()])}`);
+  if (value === undefined)
+    throw new ConfigError(`${where}: ${unknownNameMessage(kind, name, [...table.keys()])}`);
   return value;
 }
 

@@ -68,8 +68,19 @@ export class Cluster {
   }
 
   /** Creates an instance on `gpus` GPUs of `server`; refuses models that do not fit. */
-  addInstance(server: Server, gpus: number, template: InstanceTemplate, role: InstanceRole, where: string): Instance {
-    const processor = lookup(this.catalog.processors, "processor", server.sku.processor, `catalog sku ${server.sku.name}`);
+  addInstance(
+    server: Server,
+    gpus: number,
+    template: InstanceTemplate,
+    role: InstanceRole,
+    where: string,
+  ): Instance {
+    const processor = lookup(
+      this.catalog.processors,
+      "processor",
+      server.sku.processor,
+      `catalog sku ${server.sku.name}`,
+    );
     const maxMemory = processor.memory_bytes * gpus;
     if (this.model.weights_bytes >= maxMemory) {
       throw new ConfigError(
@@ -79,7 +90,9 @@ export class Cluster {
     }
     const usedGpus = server.instances.reduce((sum, instance) => sum + instance.numGpus, 0);
     if (usedGpus + gpus > server.sku.gpus) {
-      throw new ConfigError(`${where}: server ${server.id} (${server.sku.name}) has only ${server.sku.gpus - usedGpus} free GPUs, ${gpus} requested`);
+      throw new ConfigError(
+        `${where}: server ${server.id} (${server.sku.name}) has only ${server.sku.gpus - usedGpus} free GPUs, ${gpus} requested`,
+      );
     }
     const instance = new Instance(
       this.nextInstanceId++,
@@ -105,13 +118,21 @@ export class Cluster {
   build(groups: readonly ServerGroup[], startState: StartState): Instance[] {
     const servers: Server[] = [];
     groups.forEach((group, index) => {
-      for (let i = 0; i < group.count; i++) servers.push(this.addServer(group.sku, `cluster.servers[${index}].sku`));
+      for (let i = 0; i < group.count; i++)
+        servers.push(this.addServer(group.sku, `cluster.servers[${index}].sku`));
     });
     const created: Instance[] = [];
-    const perServer = (server: Server, template: InstanceTemplate, role: InstanceRole, where: string): void => {
+    const perServer = (
+      server: Server,
+      template: InstanceTemplate,
+      role: InstanceRole,
+      where: string,
+    ): void => {
       const tp = template.tensorParallelism * template.pipelineParallelism;
       if (tp > server.sku.gpus) {
-        throw new ConfigError(`${where}.tensor_parallelism: ${tp} GPUs per instance but ${server.sku.name} has ${server.sku.gpus}`);
+        throw new ConfigError(
+          `${where}.tensor_parallelism: ${tp} GPUs per instance but ${server.sku.name} has ${server.sku.gpus}`,
+        );
       }
       for (let used = 0; used + tp <= server.sku.gpus; used += tp) {
         created.push(this.addInstance(server, tp, template, role, where));
@@ -125,7 +146,9 @@ export class Cluster {
       case "orca":
         for (const server of servers) {
           if (this.options.uniformUsesAllGpus) {
-            created.push(this.addInstance(server, server.sku.gpus, startState.instance, null, "start_state.instance"));
+            created.push(
+              this.addInstance(server, server.sku.gpus, startState.instance, null, "start_state.instance"),
+            );
           } else {
             perServer(server, startState.instance, null, "start_state.instance");
           }
@@ -141,7 +164,8 @@ export class Cluster {
             );
           }
           servers.forEach((server, index) => {
-            if (index < startState.prompt.numInstances) perServer(server, startState.prompt, "prompt", "start_state.prompt");
+            if (index < startState.prompt.numInstances)
+              perServer(server, startState.prompt, "prompt", "start_state.prompt");
             else if (index < needed) perServer(server, startState.token, "token", "start_state.token");
           });
         } else {
@@ -159,7 +183,8 @@ export class Cluster {
               );
             }
             const template = role === "prompt" ? startState.prompt : startState.token;
-            for (const server of servers) if (server.sku.name === group.sku) perServer(server, template, role, `start_state.${role}`);
+            for (const server of servers)
+              if (server.sku.name === group.sku) perServer(server, template, role, `start_state.${role}`);
           }
         }
         break;

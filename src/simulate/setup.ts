@@ -14,7 +14,10 @@ const performanceModels = new Map<string, PerformanceModel>();
 
 /** Performance models are immutable after loading, so runs in one process share them. */
 export function performanceModelFor(config: SimulationConfig, baseDir: string): PerformanceModel {
-  const table = config.performance_model.table === undefined ? DEFAULT_PERF_TABLE : resolve(baseDir, config.performance_model.table);
+  const table =
+    config.performance_model.table === undefined
+      ? DEFAULT_PERF_TABLE
+      : resolve(baseDir, config.performance_model.table);
   const key = `${config.performance_model.type}|${table}|${config.performance_model.mixed_batch_factor}`;
   let model = performanceModels.get(key);
   if (model === undefined) {
@@ -48,7 +51,12 @@ export function startStateOf(config: SimulationConfig): StartState {
     case "orca":
       return { type: state.type, instance: instanceTemplate(state.instance) };
     case "splitwise":
-      return { type: "splitwise", split: state.split, prompt: poolTemplate(state.prompt), token: poolTemplate(state.token) };
+      return {
+        type: "splitwise",
+        split: state.split,
+        prompt: poolTemplate(state.prompt),
+        token: poolTemplate(state.token),
+      };
   }
 }
 
@@ -56,7 +64,9 @@ export function startStateOf(config: SimulationConfig): StartState {
 export function buildSetup(config: SimulationConfig, baseDir: string, random: () => number): SimulationSetup {
   const catalog = loadCatalog();
   const model = lookup(catalog.models, "model", config.model, "model");
-  config.cluster.servers.forEach((group, index) => lookup(catalog.skus, "sku", group.sku, `cluster.servers[${index}].sku`));
+  config.cluster.servers.forEach((group, index) =>
+    lookup(catalog.skus, "sku", group.sku, `cluster.servers[${index}].sku`),
+  );
   if (SPLIT_SCHEDULERS.has(config.scheduler.name) && config.start_state.type !== "splitwise") {
     throw new ConfigError(
       `scheduler.name: ${config.scheduler.name} ships KV caches between prompt and token pools and needs start_state.type: splitwise (got ${config.start_state.type})`,

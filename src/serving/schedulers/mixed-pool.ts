@@ -1,6 +1,12 @@
 import type { Instance } from "../instance.ts";
 import type { SimRequest } from "../request.ts";
-import { pendingTokensOf, removeFrom, schedMemoryOf, type Placement, type SchedulerOptions } from "./scheduler.ts";
+import {
+  pendingTokensOf,
+  removeFrom,
+  schedMemoryOf,
+  type Placement,
+  type SchedulerOptions,
+} from "./scheduler.ts";
 import { KvScheduler } from "./kv.ts";
 
 const promptKv = (request: SimRequest, instance: Instance): number =>
@@ -38,7 +44,9 @@ export class MixedPoolScheduler extends KvScheduler {
   }
 
   protected isMemoryLoaded(instance: Instance, request: SimRequest): boolean {
-    return instance.schedMemory + promptKv(request, instance) + decodeKv(request, instance) >= instance.maxMemory;
+    return (
+      instance.schedMemory + promptKv(request, instance) + decodeKv(request, instance) >= instance.maxMemory
+    );
   }
 
   protected bestPrompt(pool: readonly Instance[], request: SimRequest): Instance | null {
@@ -52,7 +60,8 @@ export class MixedPoolScheduler extends KvScheduler {
   }
 
   schedule(request: SimRequest): Placement | null {
-    let prompt = this.bestPrompt(this.promptInstances, request) ?? this.bestPrompt(this.mixedInstances, request);
+    let prompt =
+      this.bestPrompt(this.promptInstances, request) ?? this.bestPrompt(this.mixedInstances, request);
     let token = this.bestToken(this.tokenInstances, request) ?? this.bestToken(this.mixedInstances, request);
 
     if (this.options.onSaturation === "queue") {

@@ -48,6 +48,7 @@ export const SPLIT_SCHEDULERS = new Set([
 
 export function createScheduler(name: string, options: SchedulerOptions, where: string): RequestScheduler {
   const factory = SCHEDULERS[name];
-  if (factory === undefined) throw new ConfigError(`${where}: ${unknownNameMessage("scheduler", name, SCHEDULER_NAMES)}`);
+  if (factory === undefined)
+    throw new ConfigError(`${where}: ${unknownNameMessage("scheduler", name, SCHEDULER_NAMES)}`);
   return factory(options);
 }

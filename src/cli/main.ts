@@ -1,0 +1,41 @@
+import { Command, CommanderError } from "commander";
+import { ConfigError, UsageError } from "../errors.ts";
+import { WorkloadError } from "../workload/errors.ts";
+import { registerPresetsCommand } from "./presets.ts";
+import { registerSimulateCommand } from "./simulate.ts";
+
+/** Exit codes: 0 success, 2 usage error (bad flags, config, input files), 3 run failure. */
+export const EXIT_USAGE = 2;
+export const EXIT_FAILURE = 3;
+
+const program = new Command()
+  .name("splitscale")
+  .description(
+    "Design, compare and run autoscaling policies for LLM inference on a fast Splitwise-style simulator.",
+  )
+  .version("0.1.0")
+  .showHelpAfterError()
+  .exitOverride();
+
+registerSimulateCommand(program);
+registerPresetsCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
+  }
+  if (error instanceof UsageError || error instanceof WorkloadError) {
+    process.stderr.write(`splitscale: ${error.message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  if (error instanceof ConfigError) {
+    process.stderr.write(`splitscale: cannot run this configuration: ${error.message}\n`);
+    process.exit(EXIT_FAILURE);
+  }
+  process.stderr.write(
+    `splitscale: run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(EXIT_FAILURE);
+}

@@ -1,0 +1,209 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type Command, Option } from "commander";
+import { applyOverrides, readRawConfig, validateConfig, type LoadedConfig } from "../config/config.ts";
+import { DEFAULT_PRESET, presetPath } from "../config/presets.ts";
+import { readSplitwiseConfig } from "../config/splitwise-compat.ts";
+import { UsageError } from "../errors.ts";
+import type { RequestRecord } from "../metrics/types.ts";
+import {
+  formatUpstreamSummaryCsv,
+  upstreamSummaryRow,
+  writeUpstreamDetailedCsv,
+} from "../metrics/writers.ts";
+import { summaryToJson } from "../metrics/summary.ts";
+import { formatSummaryTable } from "../report/table.ts";
+import { runSimulation } from "../simulate/run.ts";
+import { stringify } from "yaml";
+import { ProgressReporter } from "./progress.ts";
+
+interface SimulateOptions {
+  config?: string;
+  preset?: string;
+  splitwiseConfig?: string;
+  trace?: string;
+  traceFormat?: string;
+  set: string[];
+  seed?: string;
+  out?: string;
+  json?: boolean;
+  requests?: boolean;
+  progress: boolean;
+  printConfig?: boolean;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerSimulateCommand(program: Command): void {
+  program
+    .command("simulate")
+    .description(
+      "Run one simulation and report latency, SLO attainment, GPU-hours, cost and energy.\n" +
+        `Without --config/--preset it runs the "${DEFAULT_PRESET}" preset (the bundled Azure 2023 conversation trace).`,
+    )
+    .option("-c, --config <file>", "YAML config file (see docs/config.md)")
+    .option("-p, --preset <name>", "built-in config (list them with `splitscale presets`)")
+    .option(
+      "--splitwise-config <file>",
+      "a resolved upstream splitwise-sim config.yaml, run in upstream-compatible mode",
+    )
+    .option(
+      "-t, --trace <file>",
+      "replay this trace instead of the configured workload (Azure, splitwise or Mooncake format)",
+    )
+    .addOption(
+      new Option("--trace-format <format>", "format of --trace")
+        .choices(["auto", "azure", "splitwise", "mooncake"])
+        .default("auto"),
+    )
+    .option(
+      "-s, --set <key=value>",
+      "override a config key, e.g. --set scheduler.name=token_jsq (repeatable)",
+      collect,
+      [],
+    )
+    .option("--seed <n>", "random seed (overrides the config's seed)")
+    .option("-o, --out <dir>", "output directory (default: out/<config name>)")
+    .option("--requests", "also write requests.csv, one row per completed request")
+    .option("--json", "print summary.json to stdout instead of the tables")
+    .option("--no-progress", "do not draw the progress bar")
+    .option("--print-config", "print the resolved config and exit")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  splitscale simulate                                   # Azure conversation trace, Splitwise-HH 3P+1T
+  splitscale simulate --preset azure-conv-baseline-h100 --set cluster.servers.0.count=6
+  splitscale simulate --config my.yaml --trace mooncake.jsonl --out out/mooncake
+  splitscale simulate --splitwise-config run/config.yaml --trace traces/rr_conv_80.csv
+
+Outputs in --out: summary.json, summary.csv (one row), instances.csv, config.resolved.yaml,
+requests.csv (with --requests); in --splitwise-config mode also upstream/summary.csv and
+upstream/detailed/0.csv in splitwise-sim's own format.
+Exit codes: 0 success, 2 bad flags/config/input, 3 a configuration that cannot run or a failed run.`,
+    )
+    .action((options: SimulateOptions) => {
+      simulateCommand(options);
+    });
+}
+
+function parseSeed(text: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)))
+    throw new UsageError(`--seed expects a non-negative integer, got "${text}"`);
+  return Number(text);
+}
+
+/** Resolves flags into one validated config: file or preset, then --set, --seed and --trace. */
+export function resolveSimulateConfig(options: SimulateOptions): {
+  loaded: LoadedConfig;
+  name: string;
+  upstream: boolean;
+} {
+  const sources = [options.config, options.preset, options.splitwiseConfig].filter(
+    (value) => value !== undefined,
+  );
+  if (sources.length > 1) throw new UsageError("use only one of --config, --preset and --splitwise-config");
+  let raw: Record<string, unknown>;
+  let source: string;
+  let baseDir: string;
+  let name: string;
+  const upstream = options.splitwiseConfig !== undefined;
+  if (options.splitwiseConfig !== undefined) {
+    if (options.trace === undefined)
+      throw new UsageError("--splitwise-config needs --trace FILE (the upstream trace the run replays)");
+    raw = readSplitwiseConfig(options.splitwiseConfig);
+    source = options.splitwiseConfig;
+    baseDir = process.cwd();
+    name = "splitwise-compat";
+  } else if (options.config !== undefined) {
+    raw = readRawConfig(options.config);
+    source = options.config;
+    baseDir = resolve(options.config, "..");
+    name = typeof raw.name === "string" ? raw.name : baseName(options.config);
+  } else {
+    const preset = options.preset ?? DEFAULT_PRESET;
+    source = presetPath(preset);
+    raw = readRawConfig(source);
+    baseDir = resolve(source, "..");
+    name = preset;
+  }
+  applyOverrides(raw, options.set);
+  if (options.seed !== undefined) raw.seed = parseSeed(options.seed);
+  if (options.trace !== undefined) {
+    // A trace given on the command line is relative to the working directory, not the config.
+    raw.workload = {
+      type: "trace",
+      path: resolve(options.trace),
+      format: upstream ? "splitwise" : (options.traceFormat ?? "auto"),
+    };
+  }
+  const config = validateConfig(raw, source);
+  return { loaded: { config, baseDir, source }, name, upstream };
+}
+
+function baseName(path: string): string {
+  const file = path.split(/[\\/]/).pop() ?? path;
+  return file.replace(/\.(ya?ml|json)$/i, "");
+}
+
+function simulateCommand(options: SimulateOptions): void {
+  const { loaded, name, upstream } = resolveSimulateConfig(options);
+  if (options.printConfig === true) {
+    process.stdout.write(stringify(loaded.config));
+    return;
+  }
+  const outDir = options.out ?? join("out", name.replace(/[^A-Za-z0-9._-]+/g, "_"));
+  mkdirSync(outDir, { recursive: true });
+
+  const progress = new ProgressReporter("simulate", options.progress && options.json !== true);
+  const records: RequestRecord[] = [];
+  const result = runSimulation(loaded, {
+    outDir,
+    writeRequests: options.requests === true,
+    ...(upstream ? { onRecord: (record: RequestRecord) => records.push(record) } : {}),
+    onProgress: (state) => {
+      const fraction = state.arrived === 0 ? 0 : state.completed / Math.max(state.arrived, 1);
+      progress.update(fraction, {
+        sim: state.sim_time_s.toFixed(0),
+        completed: state.completed,
+        arrived: state.arrived,
+        eps: "",
+      });
+    },
+  });
+  progress.stop();
+  const files = [...result.files];
+  if (upstream) files.push(...writeUpstreamOutputs(outDir, records));
+
+  if (options.json === true) {
+    process.stdout.write(summaryToJson(result.summary));
+    return;
+  }
+  process.stdout.write(`${formatSummaryTable(result.summary)}\n`);
+  process.stdout.write(`\nwrote ${files.join(", ")}\n`);
+  if (result.summary.requests.unfinished > 0) {
+    process.stderr.write(
+      `note: ${result.summary.requests.unfinished} requests had not finished when the run ended (counted as SLO misses)\n`,
+    );
+  }
+}
+
+/** splitwise-sim's own `summary.csv` and `detailed/0.csv`, so existing notebooks read our runs. */
+function writeUpstreamOutputs(outDir: string, records: readonly RequestRecord[]): string[] {
+  const dir = join(outDir, "upstream");
+  mkdirSync(join(dir, "detailed"), { recursive: true });
+  writeUpstreamDetailedCsv(join(dir, "detailed", "0.csv"), records);
+  const column = (pick: (record: RequestRecord) => number): Float64Array => Float64Array.from(records, pick);
+  const row = upstreamSummaryRow({
+    request_ids: column((r) => r.id),
+    response_times: column((r) => r.e2e_s),
+    queue_times: column((r) => r.queue_s),
+    ttft_times: column((r) => r.ttft_s),
+    tbt_times: column((r) => r.tbt_s),
+    nth_token_overheads: column((r) => r.nth_token_overhead_s),
+    prompt_sizes: column((r) => r.prompt_tokens),
+    token_sizes: column((r) => r.output_tokens),
+  });
+  writeFileSync(join(dir, "summary.csv"), formatUpstreamSummaryCsv([row]));
+  return [join(dir, "summary.csv"), join(dir, "detailed", "0.csv")];
+}

@@ -1,0 +1,216 @@
+import { createHash } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { Rng } from "../core/rng.ts";
+import type { LoadedConfig } from "../config/config.ts";
+import { RequestMetricsCollector } from "../metrics/collector.ts";
+import { buildRunSummary, summaryToCsvRow, summaryToJson, type RunSummary } from "../metrics/summary.ts";
+import type { SloSpec } from "../metrics/slo.ts";
+import type { RequestRecord } from "../metrics/types.ts";
+import { RequestsCsvWriter } from "../metrics/writers.ts";
+import { loadCatalog, lookup } from "../model/catalog.ts";
+import type { SimRequest } from "../serving/request.ts";
+import type { RequestSource } from "../workload/types.ts";
+import { buildSetup } from "./setup.ts";
+import { Simulation, type SimulationOutcome } from "./simulation.ts";
+import { openConfiguredWorkload } from "./workload.ts";
+
+export interface RunProgress {
+  readonly sim_time_s: number;
+  readonly arrived: number;
+  readonly completed: number;
+  readonly events: number;
+}
+
+export interface RunOptions {
+  /** Write summary.json, summary.csv, instances.csv and the resolved config here. */
+  readonly outDir?: string;
+  /** Also stream one row per request to requests.csv. */
+  readonly writeRequests?: boolean;
+  /** Called every `progressEvery` events. */
+  readonly onProgress?: (progress: RunProgress) => void;
+  readonly progressEvery?: number;
+  /** Overrides the configured workload (used by tests and tools). */
+  readonly source?: RequestSource;
+  /** Receives every completed request record (e.g. for upstream-format outputs). */
+  readonly onRecord?: (record: RequestRecord) => void;
+}
+
+export interface RunResult {
+  readonly summary: RunSummary;
+  readonly outcome: SimulationOutcome;
+  readonly files: readonly string[];
+}
+
+/** Stable hash of the resolved config, recorded in every summary so results trace back to inputs. */
+export function configHash(loaded: LoadedConfig): string {
+  return createHash("sha256").update(JSON.stringify(loaded.config)).digest("hex").slice(0, 16);
+}
+
+function sloSpecOf(loaded: LoadedConfig): SloSpec {
+  const slo = loaded.config.slo;
+  return {
+    ttft_slowdown: slo.ttft_slowdown,
+    tbt_slowdown: slo.tbt_slowdown,
+    e2e_slowdown: slo.e2e_slowdown,
+    ...(slo.ttft_s === undefined ? {} : { ttft_s: slo.ttft_s }),
+    ...(slo.tbt_s === undefined ? {} : { tbt_s: slo.tbt_s }),
+  };
+}
+
+/** Runs one simulation from a validated config; a run is a function of (config, seed). */
+export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): RunResult {
+  const { config, baseDir } = loaded;
+  const rng = new Rng(config.seed);
+  const schedulerRng = rng.fork("scheduler");
+  const setup = buildSetup(config, baseDir, () => schedulerRng.nextFloat());
+  const source = options.source ?? openConfiguredWorkload(config, baseDir);
+
+  // Slowdowns are measured against the run's own hardware unless a reference is configured.
+  const reference = config.metrics.slo_reference ?? defaultSloReference(loaded);
+  const unloadedModel = setup.perf.forInstance(
+    reference.model,
+    reference.hardware,
+    reference.tensor_parallelism,
+  );
+  const unloaded = (promptTokens: number) => unloadedModel.unloaded(promptTokens);
+
+  const files: string[] = [];
+  if (options.outDir !== undefined) mkdirSync(options.outDir, { recursive: true });
+  const requestsWriter =
+    options.outDir !== undefined && options.writeRequests === true
+      ? new RequestsCsvWriter(join(options.outDir, "requests.csv"))
+      : undefined;
+  const collector = new RequestMetricsCollector(unloaded, {
+    warmup_s: config.metrics.warmup_s,
+    ...(requestsWriter === undefined ? {} : { sink: requestsWriter }),
+  });
+  const divideByAllTokens = config.compat.tbt_divides_by_all_tokens;
+  const onRecord = options.onRecord;
+
+  const started = performance.now();
+  const simulation = new Simulation(setup, source, {
+    requestArrived: (request: SimRequest) => collector.noteArrival(request.arrivalTime),
+    requestCompleted: (request: SimRequest, now: number) => {
+      const ttft = request.firstTokenTime - request.arrivalTime;
+      const e2e = now - request.arrivalTime;
+      const divisor = divideByAllTokens ? request.outputTokens : request.outputTokens - 1;
+      const record: RequestRecord = {
+        id: request.id,
+        arrival_s: request.arrivalTime,
+        prompt_tokens: request.promptTokens,
+        output_tokens: request.outputTokens,
+        queue_s: request.promptStartTime - request.arrivalTime,
+        ttft_s: ttft,
+        e2e_s: e2e,
+        tbt_s: divisor > 0 ? (e2e - ttft) / divisor : 0,
+        nth_token_overhead_s: request.token.startTime - request.prompt.completionTime,
+        preemptions: request.preemptions,
+      };
+      collector.record(record);
+      onRecord?.(record);
+    },
+  });
+  const progressEvery = options.progressEvery ?? 200_000;
+  if (options.onProgress === undefined) {
+    simulation.run();
+  } else {
+    const report = (): void =>
+      options.onProgress!({
+        sim_time_s: simulation.clock.now,
+        arrived: simulation.arrived,
+        completed: simulation.completed,
+        events: simulation.clock.eventsProcessed,
+      });
+    while (simulation.runSome(progressEvery)) report();
+    report();
+  }
+  const wall_s = (performance.now() - started) / 1000;
+  const outcome = simulation.outcome();
+  requestsWriter?.close();
+
+  const utilization =
+    outcome.instances.length === 0
+      ? 0
+      : outcome.instances.reduce((sum, i) => sum + i.utilization, 0) / outcome.instances.length;
+  const summary = buildRunSummary({
+    collector,
+    slo: sloSpecOf(loaded),
+    sim_end_s: outcome.endTime_s,
+    gpu_hours: outcome.gpuSeconds / 3600,
+    cost_usd: outcome.costUsd,
+    energy_kwh: outcome.energyKwh,
+    instance_utilization: utilization,
+    events: outcome.events,
+    wall_s,
+    seed: config.seed,
+    config_hash: configHash(loaded),
+    extra: {
+      instances: outcome.instances.length,
+      kv_transfer_retries: outcome.kvRetries,
+      waiting_at_end: outcome.waitingAtEnd,
+      memory_stalls: outcome.instances.reduce((sum, i) => sum + i.memory_stalls, 0),
+    },
+  });
+
+  if (options.outDir !== undefined) {
+    const out = options.outDir;
+    writeFileSync(join(out, "summary.json"), summaryToJson(summary));
+    const csv = summaryToCsvRow(summary);
+    writeFileSync(join(out, "summary.csv"), `${csv.header}\n${csv.row}\n`);
+    writeFileSync(join(out, "instances.csv"), instancesCsv(outcome));
+    writeFileSync(join(out, "config.resolved.yaml"), stringify(config));
+    files.push("summary.json", "summary.csv", "instances.csv", "config.resolved.yaml");
+    if (requestsWriter !== undefined) files.push("requests.csv");
+  }
+  return {
+    summary,
+    outcome,
+    files: files.map((file) => (options.outDir === undefined ? file : join(options.outDir, file))),
+  };
+}
+
+function defaultSloReference(loaded: LoadedConfig): {
+  model: string;
+  hardware: string;
+  tensor_parallelism: number;
+} {
+  const { config } = loaded;
+  const state = config.start_state;
+
+  const catalog = loadCatalog();
+  let sku = config.cluster.servers[0]?.sku ?? "dgx-h100";
+  let tp = 8;
+  if (state.type === "splitwise") {
+    sku = state.prompt.skus[0] !== undefined && state.split === "heterogeneous" ? state.prompt.skus[0] : sku;
+    tp = state.prompt.tensor_parallelism;
+  } else if (state.type === "baseline" || state.type === "orca") {
+    tp = state.instance.tensor_parallelism;
+  }
+  const processor = lookup(catalog.skus, "sku", sku, "cluster.servers[0].sku").processor;
+  return { model: config.model, hardware: processor, tensor_parallelism: tp };
+}
+
+function instancesCsv(outcome: SimulationOutcome): string {
+  const header =
+    "id,label,tag,sku,gpus,lifetime_s,busy_s,prefill_s,decode_s,utilization,peak_memory_fraction,preemptions,memory_stalls";
+  const rows = outcome.instances.map((i) =>
+    [
+      i.id,
+      i.label,
+      i.tag ?? "",
+      i.sku,
+      i.gpus,
+      i.lifetime_s,
+      i.busy_s,
+      i.prefill_s,
+      i.decode_s,
+      i.utilization,
+      i.peak_memory_fraction,
+      i.preemptions,
+      i.memory_stalls,
+    ].join(","),
+  );
+  return `${header}\n${rows.join("\n")}\n`;
+}
