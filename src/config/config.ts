@@ -12,6 +12,7 @@ import {
   sloSchema,
   startStateSchema,
 } from "./schema.ts";
+import { applicationsSchema, autoscalingSchema } from "./autoscaling-schema.ts";
 import { workloadSchema } from "./workload-schema.ts";
 
 export const simulationConfigSchema = z.strictObject({
@@ -27,6 +28,10 @@ export const simulationConfigSchema = z.strictObject({
   slo: sloSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   compat: compatSchema.prefault({}),
+  /** Autoscaling: a ScalingManager driven by a policy. Absent = the start state's fleet stays fixed. */
+  autoscaling: autoscalingSchema.optional(),
+  /** The seeds' spelling of the scaling manager settings (folded into `autoscaling`). */
+  applications: applicationsSchema.optional(),
   /** Stop the simulation at this time; unfinished requests are reported, not dropped. */
   end_time_s: z.number().positive().optional(),
   /** Poll interval of a KV shipment that waits for memory at its destination (upstream 1 s). */
@@ -52,7 +57,7 @@ export function validateConfig(
   locate?: (path: PropertyKey[]) => string,
 ): SimulationConfig {
   const result = simulationConfigSchema.safeParse(raw ?? {});
-  if (result.success) return result.data;
+  if (result.success) return foldApplications(result.data);
   const lines = result.error.issues.map((issue) => {
     const path = issue.path.map(String).join(".");
     const where = locate?.(issue.path) ?? "";
@@ -70,6 +75,26 @@ export function validateConfig(
   throw new UsageError(`invalid config\n  ${lines.join("\n  ")}`);
 }
 
+/**
+ * Seeds 000/001 configure the manager as `applications[0].scaling_manager.{scale_up_delay,
+ * drain_check_interval}`; that turns autoscaling on (default policy) with those settings.
+ */
+function foldApplications(config: SimulationConfig): SimulationConfig {
+  const manager = config.applications?.[0]?.scaling_manager;
+  if (manager === undefined) return config;
+  const autoscaling = config.autoscaling ?? autoscalingSchema.parse({});
+  return {
+    ...config,
+    autoscaling: {
+      ...autoscaling,
+      ...(manager.scale_up_delay === undefined ? {} : { startup_delay_s: manager.scale_up_delay }),
+      ...(manager.drain_check_interval === undefined
+        ? {}
+        : { drain_check_interval_s: manager.drain_check_interval }),
+    },
+  };
+}
+
 /** Known keys of the object at `path` (for "did you mean" suggestions). */
 function shapeAt(path: readonly PropertyKey[]): string[] | undefined {
   if (path.length === 0) return TOP_LEVEL_KEYS;
@@ -81,6 +106,7 @@ function shapeAt(path: readonly PropertyKey[]): string[] | undefined {
     slo: Object.keys(sloSchema.shape),
     metrics: Object.keys(metricsSchema.shape),
     compat: Object.keys(compatSchema.shape),
+    autoscaling: Object.keys(autoscalingSchema.shape),
     start_state: ["type", "split", "prompt", "token", "instance"],
   };
   if (path.length === 1) return known[first];

@@ -39,6 +39,11 @@ export const schedulerSchema = z.strictObject({
   transfer_bandwidth_gbps: z.number().positive().default(200),
   prompt_max_pending_batch_tokens: z.int().positive().default(8192),
   on_saturation: z.enum(["borrow", "queue"]).default("borrow"),
+  /**
+   * Requests an instance may hold at once (running or queued on it); more wait at the scheduler, as
+   * in a gateway with a queue (EverAI, Knative containerConcurrency). 0 = unlimited (upstream).
+   */
+  max_requests_per_instance: z.int().nonnegative().default(0),
 });
 
 export const performanceModelSchema = z.strictObject({

@@ -19,6 +19,8 @@ export interface RunSummaryInput {
   readonly energy_kwh?: number;
   /** Mean busy fraction over instances. */
   readonly instance_utilization?: number;
+  /** Fleet changes over the run (a fixed fleet reports no events). */
+  readonly scaling?: ScalingSummary;
   /** Simulator events processed. */
   readonly events?: number;
   /** Wall-clock seconds the run took. */
@@ -26,6 +28,23 @@ export interface RunSummaryInput {
   readonly seed?: number;
   readonly config_hash?: string;
   readonly extra?: Readonly<Record<string, ExtraValue>>;
+}
+
+/** What autoscaling did; replica counts are summed over pools (starting + active instances). */
+export interface ScalingSummary {
+  readonly policy: string | null;
+  /** Scale-ups, drains, cancellations and re-activations started. */
+  readonly events: number;
+  /** Decisions that changed a pool's target. */
+  readonly decisions: number;
+  readonly max_replicas: number;
+  readonly final_replicas: number;
+  /** GPU-seconds spent per instance state: starting (paid, not serving), active, draining. */
+  readonly gpu_seconds_by_state: {
+    readonly starting: number;
+    readonly active: number;
+    readonly draining: number;
+  };
 }
 
 export interface LatencySummary extends Distribution {
@@ -78,6 +97,7 @@ export interface RunSummary {
   readonly cost_usd: number | null;
   readonly energy_kwh: number | null;
   readonly instance_utilization: number | null;
+  readonly scaling: ScalingSummary | null;
   readonly events: number | null;
   readonly wall_s: number | null;
   readonly seed: number | null;
@@ -135,6 +155,7 @@ export function buildRunSummary(input: RunSummaryInput): RunSummary {
     cost_usd: input.cost_usd ?? null,
     energy_kwh: input.energy_kwh ?? null,
     instance_utilization: input.instance_utilization ?? null,
+    scaling: input.scaling ?? null,
     events: input.events ?? null,
     wall_s: input.wall_s ?? null,
     seed: input.seed ?? null,

@@ -192,8 +192,31 @@ export class Cluster {
     return created;
   }
 
-  removeInstance(instance: Instance): void {
-    const index = this.instances.indexOf(instance);
-    if (index >= 0) this.instances.splice(index, 1);
+  /**
+   * Takes an instance off its server. It stays in `instances` (with `removedAt` set) so its cost,
+   * energy and utilization are still accounted at the end of the run.
+   */
+  removeInstance(instance: Instance, now: number): void {
+    instance.removedAt = now;
+    const server = this.servers[instance.serverId];
+    if (server !== undefined) {
+      const index = server.instances.indexOf(instance);
+      if (index >= 0) server.instances.splice(index, 1);
+    }
+  }
+
+  /** Releases a server (its cost stops accruing); refused while it still hosts instances. */
+  removeServer(server: Server, now: number): void {
+    if (server.instances.length > 0) {
+      throw new Error(`internal: server ${server.id} still hosts ${server.instances.length} instance(s)`);
+    }
+    server.removedAt = now;
+  }
+
+  /** Servers of a SKU that have not been released. */
+  liveServerCount(sku: string): number {
+    let count = 0;
+    for (const server of this.servers) if (server.removedAt < 0 && server.sku.name === sku) count++;
+    return count;
   }
 }

@@ -1,6 +1,7 @@
 import type { Clock, EventTarget } from "../core/clock.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationTimeModel } from "../model/performance.ts";
+import { EngineMetrics } from "./engine-metrics.ts";
 import { TaskState, type SimRequest, type Task } from "./request.ts";
 
 export type InstanceRole = "prompt" | "token" | null;
@@ -51,6 +52,21 @@ function pythonFloorDiv(a: number, b: number): number {
  */
 export class Instance implements EventTarget {
   status = InstanceStatus.Active;
+  /** When the instance entered its current status. */
+  statusSince: number;
+  /** Autoscaling pool this instance belongs to ("prefill", "decode", "mixed" or a configured name). */
+  pool = "";
+  /**
+   * Parts of requests placed on this instance that are not finished here yet: +1 per placement of a
+   * prefill or decode, -1 when that part completes (a prefill that ships its KV cache completes when
+   * the shipment has left). A draining instance can be removed once this reaches 0.
+   */
+  assignedWork = 0;
+  /** Prompt tokens placed here whose prefill has not completed (queued or running). */
+  outstandingPrefillTokens = 0;
+  /** Last time a task completed here (or the creation time). */
+  lastServedAt: number;
+  readonly engineMetrics = new EngineMetrics();
   /** Bytes of weights plus KV cache currently allocated. */
   memory: number;
   peakMemory: number;
@@ -108,6 +124,19 @@ export class Instance implements EventTarget {
     this.peakMemory = weightsBytes;
     this.schedMemory = weightsBytes;
     this.createdAt = host.clock.now;
+    this.statusSince = this.createdAt;
+    this.lastServedAt = this.createdAt;
+  }
+
+  /** Busy seconds up to `now`, counting the batch that is running at `now`. */
+  busyTimeAt(now: number): number {
+    return this.batch.length > 0 ? this.busyTime + (now - this.runTimestamp) : this.busyTime;
+  }
+
+  /** KV-cache bytes in use as a fraction of what is left after the weights. */
+  get kvCacheUsage(): number {
+    const capacity = this.maxMemory - this.weightsBytes;
+    return capacity > 0 ? (this.memory - this.weightsBytes) / capacity : 1;
   }
 
   get label(): string {
@@ -134,6 +163,7 @@ export class Instance implements EventTarget {
     const now = this.host.clock.now;
     task.instance = this;
     task.state = TaskState.Queued;
+    if (task.isPrompt) this.outstandingPrefillTokens += task.size;
     task.arrivalTime = now;
     this.addToPool(task);
     this.addPendingTask(task, false);
@@ -552,8 +582,10 @@ export class Instance implements EventTarget {
     task.state = TaskState.Completed;
     task.completionTime = now;
     const request = task.request;
+    this.lastServedAt = now;
     if (task.isPrompt) {
       this.schedPendingTokens -= task.size;
+      this.outstandingPrefillTokens -= task.size;
       request.firstTokenTime = now;
     } else {
       this.schedPendingTokens -= 1;

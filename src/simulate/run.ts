@@ -5,13 +5,24 @@ import { stringify } from "yaml";
 import { Rng } from "../core/rng.ts";
 import type { LoadedConfig } from "../config/config.ts";
 import { RequestMetricsCollector } from "../metrics/collector.ts";
-import { buildRunSummary, summaryToCsvRow, summaryToJson, type RunSummary } from "../metrics/summary.ts";
+import {
+  buildRunSummary,
+  csvField,
+  summaryToCsvRow,
+  summaryToJson,
+  type RunSummary,
+} from "../metrics/summary.ts";
 import type { SloSpec } from "../metrics/slo.ts";
 import type { RequestRecord } from "../metrics/types.ts";
 import { RequestsCsvWriter } from "../metrics/writers.ts";
 import { loadCatalog, lookup } from "../model/catalog.ts";
 import type { SimRequest } from "../serving/request.ts";
 import type { RequestSource } from "../workload/types.ts";
+import type { Policy } from "../policy/types.ts";
+import type { ScalingSummary } from "../metrics/summary.ts";
+import { ConfigError } from "../errors.ts";
+import { attachAutoscaling, policyContextFor, type AttachedAutoscaling } from "./autoscaling-setup.ts";
+import { buildPolicy } from "./policy-setup.ts";
 import { buildSetup } from "./setup.ts";
 import { Simulation, type SimulationOutcome } from "./simulation.ts";
 import { openConfiguredWorkload } from "./workload.ts";
@@ -35,11 +46,15 @@ export interface RunOptions {
   readonly source?: RequestSource;
   /** Receives every completed request record (e.g. for upstream-format outputs). */
   readonly onRecord?: (record: RequestRecord) => void;
+  /** Runs this policy instead of the one the config names (autoscaling must be configured). */
+  readonly policy?: Policy;
 }
 
 export interface RunResult {
   readonly summary: RunSummary;
   readonly outcome: SimulationOutcome;
+  /** The manager, controller and pools of an autoscaled run (undefined for a fixed fleet). */
+  readonly autoscaling?: AttachedAutoscaling;
   readonly files: readonly string[];
 }
 
@@ -112,6 +127,21 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       onRecord?.(record);
     },
   });
+  let autoscaling: AttachedAutoscaling | undefined;
+  if (config.autoscaling !== undefined) {
+    const context = policyContextFor(
+      config,
+      config.autoscaling,
+      setup.catalog,
+      setup.model,
+      setup.perf,
+      loaded.source,
+    );
+    const policy = options.policy ?? buildPolicy(loaded, config.autoscaling, context);
+    autoscaling = attachAutoscaling(simulation, config, config.autoscaling, policy);
+  } else if (options.policy !== undefined) {
+    throw new ConfigError("a policy was given but the config has no autoscaling section");
+  }
   const progressEvery = options.progressEvery ?? 200_000;
   if (options.onProgress === undefined) {
     simulation.run();
@@ -142,6 +172,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     cost_usd: outcome.costUsd,
     energy_kwh: outcome.energyKwh,
     instance_utilization: utilization,
+    scaling: scalingSummary(outcome, autoscaling),
     events: outcome.events,
     wall_s,
     seed: config.seed,
@@ -162,11 +193,18 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     writeFileSync(join(out, "instances.csv"), instancesCsv(outcome));
     writeFileSync(join(out, "config.resolved.yaml"), stringify(config));
     files.push("summary.json", "summary.csv", "instances.csv", "config.resolved.yaml");
+    if (autoscaling !== undefined) {
+      writeFileSync(join(out, "replicas.csv"), replicasCsv(autoscaling));
+      writeFileSync(join(out, "decisions.csv"), decisionsCsv(autoscaling));
+      writeFileSync(join(out, "scaling_events.csv"), scalingEventsCsv(autoscaling));
+      files.push("replicas.csv", "decisions.csv", "scaling_events.csv");
+    }
     if (requestsWriter !== undefined) files.push("requests.csv");
   }
   return {
     summary,
     outcome,
+    ...(autoscaling === undefined ? {} : { autoscaling }),
     files: files.map((file) => (options.outDir === undefined ? file : join(options.outDir, file))),
   };
 }
@@ -190,6 +228,70 @@ function defaultSloReference(loaded: LoadedConfig): {
   }
   const processor = lookup(catalog.skus, "sku", sku, "cluster.servers[0].sku").processor;
   return { model: config.model, hardware: processor, tensor_parallelism: tp };
+}
+
+function scalingSummary(
+  outcome: SimulationOutcome,
+  autoscaling: AttachedAutoscaling | undefined,
+): ScalingSummary {
+  if (autoscaling === undefined) {
+    const active = outcome.instances.reduce((sum, instance) => sum + instance.gpus * instance.lifetime_s, 0);
+    const count = outcome.instances.length;
+    return {
+      policy: null,
+      events: 0,
+      decisions: 0,
+      max_replicas: count,
+      final_replicas: count,
+      gpu_seconds_by_state: { starting: 0, active, draining: 0 },
+    };
+  }
+  const { manager, controller } = autoscaling;
+  const byTime = new Map<number, number>();
+  for (const sample of controller.samples)
+    byTime.set(sample.time_s, (byTime.get(sample.time_s) ?? 0) + sample.desired);
+  const status = manager.statusSummary();
+  const final = status.active_instances + status.scaling_up_instances;
+  const counted = new Set(["scale_up", "drain", "abort_drain", "cancel_scale_up"]);
+  return {
+    policy: autoscaling.policyName,
+    events: manager.events.filter((event) => counted.has(event.action)).length,
+    decisions: controller.decisions.length,
+    max_replicas: Math.max(final, autoscaling.initialReplicas, ...byTime.values()),
+    final_replicas: final,
+    gpu_seconds_by_state: manager.gpuSecondsByState(),
+  };
+}
+
+function csvText(header: string, rows: readonly string[]): string {
+  return `${header}\n${rows.map((row) => `${row}\n`).join("")}`;
+}
+
+function replicasCsv(autoscaling: AttachedAutoscaling): string {
+  return csvText(
+    "time_s,pool,starting,active,draining,desired,arrival_rate,queued",
+    autoscaling.controller.samples.map((s) =>
+      [s.time_s, s.pool, s.starting, s.active, s.draining, s.desired, s.arrival_rate, s.queued].join(","),
+    ),
+  );
+}
+
+function decisionsCsv(autoscaling: AttachedAutoscaling): string {
+  return csvText(
+    "time_s,pool,from,to,reason",
+    autoscaling.controller.decisions.map((d) =>
+      [d.time_s, d.pool, d.from, d.to, csvField(d.reason)].join(","),
+    ),
+  );
+}
+
+function scalingEventsCsv(autoscaling: AttachedAutoscaling): string {
+  return csvText(
+    "time_s,action,pool,instance,detail",
+    autoscaling.manager.events.map((e) =>
+      [e.time_s, e.action, e.pool, e.instance, csvField(e.detail)].join(","),
+    ),
+  );
 }
 
 function instancesCsv(outcome: SimulationOutcome): string {

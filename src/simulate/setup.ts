@@ -80,6 +80,7 @@ export function buildSetup(config: SimulationConfig, baseDir: string, random: ()
       onSaturation: config.scheduler.on_saturation,
       kvTokenJsqUpstream: config.compat.kv_token_jsq_upstream,
       ignoreInstanceStatus: config.compat.ignore_instance_status,
+      maxRequestsPerInstance: config.scheduler.max_requests_per_instance,
       random,
     },
     "scheduler.name",

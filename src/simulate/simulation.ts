@@ -75,6 +75,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   private waitingHead = 0;
   arrived = 0;
   completed = 0;
+  /** Cumulative traffic counters (what a gateway in front of the fleet can count). */
+  arrivedPromptTokens = 0;
+  completedOutputTokens = 0;
+  /** True once the workload has no more requests. */
+  sourceExhausted = false;
   private kvRetries = 0;
   private readonly flows = new Set<KvFlow>();
 
@@ -103,21 +108,36 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     return this.waiting.length - this.waitingHead;
   }
 
+  /** Every request of the workload arrived and completed (periodic timers alone do not keep a run going). */
+  get finished(): boolean {
+    return this.sourceExhausted && this.completed === this.arrived;
+  }
+
   /** Runs until the workload is exhausted and every request finished, or `until_s`. */
   run(until_s = this.setup.endTime_s): void {
-    this.clock.run(until_s);
+    const clock = this.clock;
+    while (!this.finished && clock.step(until_s));
   }
 
   /** Advances by at most `maxEvents` events; returns false when the run is over. */
   runSome(maxEvents: number, until_s = this.setup.endTime_s): boolean {
-    for (let i = 0; i < maxEvents; i++) if (!this.clock.step(until_s)) return false;
+    const clock = this.clock;
+    for (let i = 0; i < maxEvents; i++) if (this.finished || !clock.step(until_s)) return false;
     return true;
   }
 
   private scheduleNextArrival(): void {
     this.nextArrival = this.source.next();
     if (this.nextArrival !== undefined) this.clock.scheduleAt(this.nextArrival.arrival_s, this, ARRIVAL);
-    else this.source.close();
+    else {
+      this.sourceExhausted = true;
+      this.source.close();
+    }
+  }
+
+  /** Arrival time of the oldest request held at the scheduler (NaN when none). */
+  get oldestWaitingArrival(): number {
+    return this.waitingHead < this.waiting.length ? this.waiting[this.waitingHead]!.arrivalTime : Number.NaN;
   }
 
   onEvent(kind: number): void {
@@ -129,6 +149,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     const spec = this.nextArrival!;
     const request = new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
     this.arrived++;
+    this.arrivedPromptTokens += request.promptTokens;
     this.observer.requestArrived?.(request);
     this.scheduleNextArrival();
     if (this.waitingCount > 0) this.enqueue(request);
@@ -144,7 +165,9 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     const placement = this.scheduler.schedule(request);
     if (placement === null) return false;
     const { prompt, token } = placement;
+    prompt.assignedWork++;
     if (prompt !== token) {
+      token.assignedWork++;
       request.kvTransfer = {
         source: prompt,
         destination: token,
@@ -177,9 +200,14 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
 
   // ---- InstanceHost -----------------------------------------------------------------------------
 
-  taskCompleted(task: Task, _instance: Instance): void {
+  taskCompleted(task: Task, instance: Instance): void {
     const request = task.request;
+    const now = this.clock.now;
+    const metrics = instance.engineMetrics;
     if (task.isPrompt) {
+      metrics.promptTokens += task.size;
+      metrics.generationTokens += 1;
+      metrics.ttft.observe(now - request.arrivalTime);
       const transfer = request.kvTransfer;
       if (transfer !== null) {
         const flow = new KvFlow(
@@ -197,8 +225,27 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       }
       return;
     }
+    this.finishRequest(request, instance, now);
+  }
+
+  private finishRequest(request: SimRequest, instance: Instance, now: number): void {
+    instance.assignedWork--;
+    const metrics = instance.engineMetrics;
+    const decodeSteps = request.outputTokens - 1;
+    metrics.generationTokens += decodeSteps;
+    metrics.requestsCompleted++;
+    const e2e = now - request.arrivalTime;
+    metrics.e2e.observe(e2e);
+    const ttft = request.firstTokenTime - request.arrivalTime;
+    if (decodeSteps > 0) metrics.itl.observe((e2e - ttft) / decodeSteps, decodeSteps);
+    if (this.scheduler.observeCompletion !== undefined) {
+      const unloaded = instance.perf.unloaded(request.promptTokens);
+      const tbt = decodeSteps > 0 ? (e2e - ttft) / decodeSteps : 0;
+      this.scheduler.observeCompletion?.(ttft / unloaded.ttft_s, tbt / unloaded.tbt_s);
+    }
     this.completed++;
-    this.observer.requestCompleted?.(request, this.clock.now);
+    this.completedOutputTokens += request.outputTokens;
+    this.observer.requestCompleted?.(request, now);
     this.requestDrain();
   }
 
@@ -216,6 +263,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
 
   private readonly flowsByRequest = new Map<SimRequest, KvFlow>();
 
+  /** ScalingHost: a new or re-activated instance can take the requests held at the scheduler. */
+  instanceActivated(_instance: Instance): void {
+    this.requestDrain();
+  }
+
   instanceIdle(instance: Instance, blocked: boolean): void {
     if (!blocked) this.scheduler.notifyFreeInstance(instance);
   }
@@ -227,6 +279,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       this.flows.delete(flow);
       this.flowsByRequest.delete(request);
     }
+    request.kvTransfer!.source.assignedWork--;
     request.token.instance!.taskArrival(request.token);
   }
 

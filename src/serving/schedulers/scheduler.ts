@@ -18,6 +18,8 @@ export interface SchedulerOptions {
   readonly kvTokenJsqUpstream: boolean;
   /** Reproduce upstream schedulers that place work on instances that are starting or draining. */
   readonly ignoreInstanceStatus: boolean;
+  /** Requests an instance may hold at once before new ones wait at the scheduler (0 = unlimited). */
+  readonly maxRequestsPerInstance: number;
   /** Uniform random numbers in [0, 1) from the run's seeded stream. */
   readonly random: () => number;
 }
@@ -37,6 +39,8 @@ export interface RequestScheduler {
   schedule(request: SimRequest): Placement | null;
   /** An instance ran out of work (its new iteration is empty). */
   notifyFreeInstance(instance: Instance): void;
+  /** A request finished: latency over its unloaded latency (for schedulers that adapt to it). */
+  observeCompletion?(ttftSlowdown: number, tbtSlowdown: number): void;
   /** Every instance this scheduler knows, in insertion order. */
   readonly instances: readonly Instance[];
 }
@@ -63,9 +67,11 @@ export abstract class BaseScheduler implements RequestScheduler {
   notifyFreeInstance(_instance: Instance): void {}
 
   protected usable(instance: Instance): boolean {
-    return this.options.ignoreInstanceStatus
+    const live = this.options.ignoreInstanceStatus
       ? instance.status !== InstanceStatus.Removed
       : instance.status === InstanceStatus.Active;
+    const limit = this.options.maxRequestsPerInstance;
+    return live && (limit === 0 || instance.assignedWork < limit);
   }
 
   /** First usable instance with the smallest key (list order breaks ties, as Python's min). */
