@@ -1,7 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError, UsageError } from "../errors.ts";
 import { WorkloadError } from "../workload/errors.ts";
+import { registerPerfCommand } from "./perf.ts";
 import { registerPresetsCommand } from "./presets.ts";
+import { registerCompareCommand } from "./compare.ts";
+import { registerPoliciesCommand } from "./policies.ts";
 import { registerSimulateCommand } from "./simulate.ts";
 
 /** Exit codes: 0 success, 2 usage error (bad flags, config, input files), 3 run failure. */
@@ -18,7 +21,10 @@ const program = new Command()
   .exitOverride();
 
 registerSimulateCommand(program);
+registerCompareCommand(program);
 registerPresetsCommand(program);
+registerPoliciesCommand(program);
+registerPerfCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,13 +17,14 @@ import { runSimulation } from "../simulate/run.ts";
 import { stringify } from "yaml";
 import { ProgressReporter } from "./progress.ts";
 
-interface SimulateOptions {
+export interface SimulateOptions {
   config?: string;
   preset?: string;
   splitwiseConfig?: string;
   trace?: string;
   traceFormat?: string;
   set: string[];
+  policyFile?: string;
   seed?: string;
   out?: string;
   json?: boolean;
@@ -167,7 +168,6 @@ function simulateCommand(options: SimulateOptions): void {
         sim: state.sim_time_s.toFixed(0),
         completed: state.completed,
         arrived: state.arrived,
-        eps: "",
       });
     },
   });

@@ -52,6 +52,21 @@ export const autoscalingSchema = z.strictObject({
   /** Servers that can exist at once per SKU (a quota); unlisted SKUs are unlimited. */
   servers_available: z.record(z.string(), z.int().nonnegative()).default({}),
   pools: z.record(z.string(), autoscalingPoolSchema).default({}),
+  /**
+   * Named policy variants for `splitscale compare --policies`: e.g. `hpa-tuned: { policy: hpa,
+   * policy_config: {...} }`, so a comparison can show tuned baselines next to their defaults.
+   */
+  variants: z
+    .record(
+      z.string(),
+      z.strictObject({
+        policy: z.string(),
+        policy_config: z.record(z.string(), z.unknown()).default({}),
+        policy_file: z.string().optional(),
+        description: z.string().optional(),
+      }),
+    )
+    .default({}),
 });
 
 export type AutoscalingConfig = z.infer<typeof autoscalingSchema>;

@@ -82,7 +82,7 @@ export interface SlaState {
   readonly backlogTicks: Readonly<Record<string, number>>;
 }
 
-interface PoolPerformance {
+export interface PoolPerformance {
   /** Prompt tokens per second one replica prefills at its token budget. */
   readonly prefillTokensPerS: number;
   /** Unloaded prefill seconds of a prompt of this many tokens. */
@@ -91,7 +91,8 @@ interface PoolPerformance {
   readonly decodeStepS: (batch: number, context: number) => number;
 }
 
-function performanceOf(pool: PolicyPool, config: SlaConfig, where: string): PoolPerformance {
+/** What one replica of a pool can do, from its performance model (or the config without one). */
+export function slaPerformance(pool: PolicyPool, config: SlaConfig, where: string): PoolPerformance {
   const latency = pool.latency;
   if (latency === undefined) {
     if (config.prefill_tokens_per_s === undefined || config.decode_step_s === undefined) {
@@ -163,7 +164,7 @@ export function createSlaPolicy(
 ): Policy<SlaState> {
   const where = `${context.source}: autoscaling.policy_config`;
   const config = parsePolicyConfig(slaConfigSchema, rawConfig, where);
-  const perf = new Map(context.pools.map((pool) => [pool.name, performanceOf(pool, config, where)]));
+  const perf = new Map(context.pools.map((pool) => [pool.name, slaPerformance(pool, config, where)]));
   const startupOf = (pool: PolicyPool): number => pool.capacity?.startupDelay_s ?? 60;
 
   /** Replicas the pool needs now: `up` at the SLO targets, `keep` with the scale-down margin. */
@@ -224,17 +225,14 @@ export function createSlaPolicy(
     }
     if (pool.role !== "prefill") {
       const capacity = pool.capacity.maxKvTokens;
-      const tokensPerRequest = state.meanPrompt + state.meanOutput;
-      // Little's law on decode: requests decoding at once × KV tokens each (long outputs stay longer,
-      // hence the size bias). The step time depends a little on the batch: two fixed-point rounds.
-      let inFlight = requestRate * state.meanOutput * performance.decodeStepS(1, tokensPerRequest);
-      for (let round = 0; round < 2; round++) {
-        inFlight =
-          requestRate *
-          state.meanOutput *
-          performance.decodeStepS(inFlight / Math.max(ready, 1), tokensPerRequest);
-      }
-      let kvDemand = inFlight * tokensPerRequest * config.decode_size_bias;
+      let kvDemand = decodeKvDemand(
+        requestRate,
+        state.meanPrompt,
+        state.meanOutput,
+        ready,
+        performance,
+        config,
+      );
       const usage = gaugeSum(pool, GAUGES.kvCacheUsage);
       const growth = state.requests.level > 0 ? requestRate / state.requests.level : 1;
       const measured = usage.sum * capacity * growth;
@@ -300,6 +298,43 @@ export function createSlaPolicy(
       return { decision, state: { ...smoothed, wants, backlogTicks } };
     },
   };
+}
+
+/**
+ * KV-cache tokens held by requests in decode, by Little's law: requests decoding at once (arrival
+ * rate × output tokens × step time) × KV tokens each (long outputs stay longer, hence the size
+ * bias). The step time depends a little on the batch: two fixed-point rounds are plenty.
+ */
+export function decodeKvDemand(
+  requestsPerS: number,
+  meanPrompt: number,
+  meanOutput: number,
+  replicas: number,
+  performance: PoolPerformance,
+  config: SlaConfig,
+): number {
+  const tokensPerRequest = meanPrompt + meanOutput;
+  let inFlight = requestsPerS * meanOutput * performance.decodeStepS(1, tokensPerRequest);
+  for (let round = 0; round < 2; round++) {
+    const batch = inFlight / Math.max(replicas, 1);
+    inFlight = requestsPerS * meanOutput * performance.decodeStepS(batch, tokensPerRequest);
+  }
+  return inFlight * tokensPerRequest * config.decode_size_bias;
+}
+
+/** Decode replicas whose KV caches hold the demand at the configured utilization. */
+export function decodeReplicas(
+  requestsPerS: number,
+  meanPrompt: number,
+  meanOutput: number,
+  replicas: number,
+  maxKvTokens: number,
+  performance: PoolPerformance,
+  config: SlaConfig,
+): number {
+  if (maxKvTokens <= 0) return 0;
+  const demand = decodeKvDemand(requestsPerS, meanPrompt, meanOutput, replicas, performance, config);
+  return Math.ceil(demand / (maxKvTokens * config.decode_kv_utilization) - 1e-9);
 }
 
 /**

@@ -17,6 +17,7 @@ import type { RequestRecord } from "../metrics/types.ts";
 import { RequestsCsvWriter } from "../metrics/writers.ts";
 import { loadCatalog, lookup } from "../model/catalog.ts";
 import type { SimRequest } from "../serving/request.ts";
+import type { RequestScheduler } from "../serving/schedulers/scheduler.ts";
 import type { RequestSource } from "../workload/types.ts";
 import type { Policy } from "../policy/types.ts";
 import type { ScalingSummary } from "../metrics/summary.ts";
@@ -48,6 +49,8 @@ export interface RunOptions {
   readonly onRecord?: (record: RequestRecord) => void;
   /** Runs this policy instead of the one the config names (autoscaling must be configured). */
   readonly policy?: Policy;
+  /** Sees the run's scheduler before the first request (for tools and invariant checks in tests). */
+  readonly onSchedulerCreated?: (scheduler: RequestScheduler) => void;
 }
 
 export interface RunResult {
@@ -80,6 +83,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
   const rng = new Rng(config.seed);
   const schedulerRng = rng.fork("scheduler");
   const setup = buildSetup(config, baseDir, () => schedulerRng.nextFloat());
+  options.onSchedulerCreated?.(setup.scheduler);
   const source = options.source ?? openConfiguredWorkload(config, baseDir);
 
   // Slowdowns are measured against the run's own hardware unless a reference is configured.

@@ -1,0 +1,243 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { validateConfig } from "../../src/config/config.ts";
+import type { Decision, Observation, Policy } from "../../src/policy/types.ts";
+import { InstanceStatus } from "../../src/serving/instance.ts";
+import { runSimulation, type RunResult } from "../../src/simulate/run.ts";
+
+/** A policy that sets pool targets at given times (and holds otherwise). */
+function scripted(
+  steps: readonly { at: number; targets: Record<string, number> }[],
+  interval_s = 1,
+): Policy<number> {
+  return {
+    name: "scripted",
+    interval_s,
+    init: () => 0,
+    decide(observation: Observation, next: number) {
+      let index = next;
+      const targets: Record<string, { desired: number }> = {};
+      while (index < steps.length && steps[index]!.at <= observation.now + 1e-9) {
+        for (const [pool, desired] of Object.entries(steps[index]!.targets)) targets[pool] = { desired };
+        index++;
+      }
+      const decision: Decision = { targets, reasons: [`step ${index}`] };
+      return { decision, state: index };
+    },
+  };
+}
+
+function config(overrides: Record<string, unknown> = {}) {
+  return validateConfig(
+    {
+      model: "llama2-70b",
+      cluster: { servers: [{ sku: "dgx-h100", count: 2 }] },
+      start_state: { type: "splitwise", prompt: { num_instances: 1 }, token: { num_instances: 1 } },
+      scheduler: { name: "mixed_pool", on_saturation: "queue" },
+      workload: {
+        type: "generator",
+        seed: 3,
+        arrival: { process: "poisson", rate_per_s: 4 },
+        lengths: {
+          prompt: { dist: "uniform", min: 100, max: 2000 },
+          output: { dist: "uniform", min: 10, max: 300 },
+        },
+        duration_s: 300,
+      },
+      autoscaling: {
+        startup_delay_s: 30,
+        drain_check_interval_s: 1,
+        pools: { prefill: { min: 1, max: 4 }, decode: { min: 1, max: 3 } },
+      },
+      ...overrides,
+    },
+    "test",
+  );
+}
+
+function run(policy: Policy, overrides: Record<string, unknown> = {}): RunResult {
+  return runSimulation({ config: config(overrides), baseDir: process.cwd(), source: "test" }, { policy });
+}
+
+void describe("ScalingManager in a simulation", () => {
+  void it("starts instances after the startup delay, drains them, and removes their servers", () => {
+    const result = run(
+      scripted([
+        { at: 10, targets: { prefill: 3 } },
+        { at: 100, targets: { prefill: 1 } },
+      ]),
+    );
+    const events = result.autoscaling!.manager.events;
+    const ups = events.filter((event) => event.action === "scale_up");
+    assert.equal(ups.length, 2);
+    for (const up of ups) {
+      const activate = events.find((event) => event.action === "activate" && event.instance === up.instance);
+      assert.ok(activate !== undefined, `instance ${up.instance} became active`);
+      assert.equal(activate.time_s - up.time_s, 30);
+    }
+    const drains = events.filter((event) => event.action === "drain");
+    assert.equal(drains.length, 2);
+    for (const drain of drains) {
+      const removal = events.find((event) => event.action === "remove" && event.instance === drain.instance);
+      assert.ok(removal !== undefined, `drained instance ${drain.instance} was removed`);
+      assert.ok(removal.time_s >= drain.time_s);
+    }
+    // Every drained instance's server was released at the same time as the instance.
+    const cluster = result.autoscaling!.manager;
+    for (const instance of cluster.instancesOf()) assert.notEqual(instance.status, InstanceStatus.Removed);
+    assert.equal(result.summary.requests.completed, result.summary.requests.arrived);
+    assert.equal(result.summary.scaling?.events, 4);
+    assert.equal(result.summary.scaling?.max_replicas, 4);
+    assert.equal(result.summary.scaling?.final_replicas, 2);
+  });
+
+  void it("never places work on an instance that is not ACTIVE", () => {
+    const policy = scripted([
+      { at: 5, targets: { prefill: 4, decode: 3 } },
+      { at: 40, targets: { prefill: 1, decode: 1 } },
+      { at: 80, targets: { prefill: 3, decode: 2 } },
+      { at: 90, targets: { prefill: 2, decode: 1 } },
+    ]);
+    const loaded = { config: config(), baseDir: process.cwd(), source: "test" };
+    let placements = 0;
+    let violations = 0;
+    // Wrap the scheduler of this run: every placement must target ACTIVE instances only.
+    const result = runSimulation(loaded, {
+      policy: {
+        ...policy,
+        init(now) {
+          return policy.init(now);
+        },
+      },
+      onSchedulerCreated(scheduler) {
+        const schedule = scheduler.schedule.bind(scheduler);
+        scheduler.schedule = (request) => {
+          const placement = schedule(request);
+          if (placement !== null) {
+            placements++;
+            if (
+              placement.prompt.status !== InstanceStatus.Active ||
+              placement.token.status !== InstanceStatus.Active
+            )
+              violations++;
+          }
+          return placement;
+        };
+      },
+    });
+    assert.ok(placements > 0);
+    assert.equal(violations, 0);
+    assert.equal(result.summary.requests.completed, result.summary.requests.arrived);
+  });
+
+  void it("cancels a scale-up that is no longer wanted and counts its GPU time as starting", () => {
+    const result = run(
+      scripted([
+        { at: 10, targets: { prefill: 2 } },
+        { at: 20, targets: { prefill: 1 } },
+      ]),
+    );
+    const events = result.autoscaling!.manager.events;
+    assert.equal(events.filter((event) => event.action === "cancel_scale_up").length, 1);
+    assert.equal(events.filter((event) => event.action === "activate").length, 0);
+    const byState = result.summary.scaling!.gpu_seconds_by_state;
+    assert.equal(byState.starting, 10 * 8);
+  });
+
+  void it("re-activates a draining instance when load comes back instead of starting a new one", () => {
+    // Long decodes keep the drained decode instance busy long enough for the reversal to catch it.
+    const result = run(
+      scripted([
+        { at: 2, targets: { decode: 2 } },
+        { at: 60, targets: { decode: 1 } },
+        { at: 61, targets: { decode: 2 } },
+      ]),
+      {
+        workload: {
+          type: "generator",
+          seed: 5,
+          arrival: { process: "poisson", rate_per_s: 8 },
+          lengths: { prompt: { dist: "fixed", value: 500 }, output: { dist: "fixed", value: 2000 } },
+          duration_s: 120,
+        },
+      },
+    );
+    const events = result.autoscaling!.manager.events;
+    assert.equal(events.filter((event) => event.action === "abort_drain").length, 1);
+    assert.equal(events.filter((event) => event.action === "scale_up").length, 1);
+  });
+
+  void it("GPU-seconds by state add up to the servers' GPU-hours", () => {
+    const result = run(
+      scripted([
+        { at: 10, targets: { prefill: 3, decode: 2 } },
+        { at: 150, targets: { prefill: 1, decode: 1 } },
+        { at: 200, targets: { prefill: 2 } },
+      ]),
+    );
+    const byState = result.summary.scaling!.gpu_seconds_by_state;
+    const total = byState.starting + byState.active + byState.draining;
+    assert.ok(
+      Math.abs(total - result.summary.gpu_hours! * 3600) < 1e-6 * total,
+      `${total} vs ${result.summary.gpu_hours! * 3600}`,
+    );
+    assert.ok(byState.starting > 0 && byState.draining >= 0);
+  });
+
+  void it("refuses scale-ups beyond the pool max, max_total_instances and the SKU quota, with the reason", () => {
+    const result = run(scripted([{ at: 5, targets: { prefill: 10, decode: 3 } }]), {
+      autoscaling: {
+        startup_delay_s: 5,
+        max_total_instances: 5,
+        servers_available: { "dgx-h100": 4 },
+        pools: { prefill: { min: 1, max: 3 }, decode: { min: 1, max: 3 } },
+      },
+    });
+    const manager = result.autoscaling!.manager;
+    const refusals = manager.events
+      .filter((event) => event.action === "refused")
+      .map((event) => event.detail);
+    // prefill is clamped to its max 3 (2 new servers); then decode hits the quota of 4 servers.
+    assert.equal(
+      manager.events.filter((event) => event.action === "scale_up" && event.pool === "prefill").length,
+      2,
+    );
+    assert.ok(
+      refusals.some((reason) => reason.includes("no dgx-h100 server available")),
+      refusals.join(" | "),
+    );
+    const quotaResult = run(scripted([{ at: 5, targets: { prefill: 3, decode: 3 } }]), {
+      autoscaling: {
+        startup_delay_s: 5,
+        max_total_instances: 3,
+        pools: { prefill: { min: 1, max: 3 }, decode: { min: 1, max: 3 } },
+      },
+    });
+    const reasons = quotaResult
+      .autoscaling!.manager.events.filter((event) => event.action === "refused")
+      .map((event) => event.detail);
+    assert.ok(
+      reasons.some((reason) => reason.includes("max_total_instances 3")),
+      reasons.join(" | "),
+    );
+  });
+
+  void it("keeps every pool within [min, max] whatever the policy asks", () => {
+    const result = run(scripted([{ at: 5, targets: { prefill: 0, decode: 99 } }]));
+    for (const sample of result.autoscaling!.controller.samples) {
+      if (sample.pool === "prefill") assert.ok(sample.desired >= 1);
+      if (sample.pool === "decode") assert.ok(sample.desired <= 3);
+    }
+  });
+
+  void it("is deterministic: the same config and seed give the same decisions and summary", () => {
+    const steps = [
+      { at: 10, targets: { prefill: 3, decode: 2 } },
+      { at: 120, targets: { prefill: 1, decode: 1 } },
+    ];
+    const a = run(scripted(steps));
+    const b = run(scripted(steps));
+    assert.deepEqual({ ...a.summary, wall_s: 0 }, { ...b.summary, wall_s: 0 });
+    assert.deepEqual(a.autoscaling!.manager.events, b.autoscaling!.manager.events);
+  });
+});
