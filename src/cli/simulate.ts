@@ -64,6 +64,10 @@ export function registerSimulateCommand(program: Command): void {
       [],
     )
     .option("--seed <n>", "random seed (overrides the config's seed)")
+    .option(
+      "--policy-file <file>",
+      "autoscale with this policy file (splitscale policy YAML, or MatrixInfer/Kthena AutoscalingPolicy[Binding] YAML)",
+    )
     .option("-o, --out <dir>", "output directory (default: out/<config name>)")
     .option("--requests", "also write requests.csv, one row per completed request")
     .option("--json", "print summary.json to stdout instead of the tables")
@@ -130,6 +134,12 @@ export function resolveSimulateConfig(options: SimulateOptions): {
   }
   applyOverrides(raw, options.set);
   if (options.seed !== undefined) raw.seed = parseSeed(options.seed);
+  if (options.policyFile !== undefined) {
+    const autoscaling = raw.autoscaling;
+    const block =
+      autoscaling !== null && typeof autoscaling === "object" ? (autoscaling as Record<string, unknown>) : {};
+    raw.autoscaling = { ...block, policy_file: resolve(options.policyFile) };
+  }
   if (options.trace !== undefined) {
     // A trace given on the command line is relative to the working directory, not the config.
     raw.workload = {

@@ -6,6 +6,11 @@ import {
   everaiConfigSchema,
   everaiFreeWorkerConfigSchema,
 } from "./everai.ts";
+import { createHpaPolicy, hpaConfigSchema } from "./hpa.ts";
+import { createKpaPolicy, kpaConfigSchema } from "./kpa.ts";
+import { loadKthenaPolicyText } from "./kthena/config.ts";
+import { createKthenaFromPolicyConfig, createKthenaPolicy } from "./kthena/policy.ts";
+import { SEED_003_SMART_SCALING } from "./kthena/seed-example.ts";
 import { parsePolicyConfig, registerPolicy, type PolicyContext } from "./registry.ts";
 import { createSlaPolicy } from "./sla.ts";
 import { createStaticPolicy, staticConfigSchema } from "./static.ts";
@@ -50,4 +55,27 @@ registerPolicy({
   name: EVERAI_FREE_WORKER_POLICY_NAME,
   description: "EverAI FreeWorkerAutoScaler: keep at least min_free_workers idle workers as headroom",
   create: fromSchema(everaiFreeWorkerConfigSchema, createEveraiFreeWorkerPolicy),
+});
+registerPolicy({
+  name: "kthena",
+  aliases: ["matrixinfer"],
+  description:
+    "Kthena (MatrixInfer; default: seed 003's smart-scaling example): HPA-style recommendation with tolerance, panic mode and stabilization; heterogeneous cost optimizer; P/D ratio band",
+  create: (raw, context) =>
+    Object.keys(raw).length === 0
+      ? createKthenaPolicy(loadKthenaPolicyText(SEED_003_SMART_SCALING, "seed 003 example"), context.pools)
+      : createKthenaFromPolicyConfig(raw, context),
+});
+registerPolicy({
+  name: "hpa",
+  description:
+    "Kubernetes HPA (autoscaling/v2): proportional rule with tolerance, readiness and missing-metric rules, stabilization windows, behavior rate policies",
+  create: fromSchema(hpaConfigSchema, createHpaPolicy),
+});
+registerPolicy({
+  name: "kpa",
+  aliases: ["knative"],
+  description:
+    "Knative KPA: concurrency (or RPS) over stable and panic windows, panic mode, scale-up/down rate limits, scale to zero",
+  create: fromSchema(kpaConfigSchema, createKpaPolicy),
 });

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { autoscalingSchema } from "../config/autoscaling-schema.ts";
@@ -9,6 +9,9 @@ import type { ReplicaPoint } from "../report/charts.ts";
 import "../policy/builtin.ts";
 import { findPolicy, listPolicies } from "../policy/registry.ts";
 import { PACKAGE_ROOT } from "../paths.ts";
+import { policyContextFor } from "./autoscaling-setup.ts";
+import { buildPolicy } from "./policy-setup.ts";
+import { buildSetup } from "./setup.ts";
 import { peakFleet, withFixedFleet, type PeakFleet } from "./static-sizing.ts";
 
 /** One row of compare.json (the keys other tools read are fixed by the issue that asked for them). */
@@ -129,7 +132,7 @@ export function planRuns(
               ...autoscaling,
               policy: entryInfo.name,
               policy_config: argument === "" ? ownConfig : {},
-              ...(argument === "" ? {} : { policy_file: argument }),
+              ...(argument === "" ? {} : { policy_file: resolve(argument) }),
             },
           },
         };
@@ -140,6 +143,21 @@ export function planRuns(
     runs.push(run);
   }
   if (runs.length === 0) throw new UsageError("--policies: name at least one policy");
+  // Build every policy once here, so a bad name, config or policy file fails before any run starts.
+  for (const run of runs) {
+    const autoscalingConfig = run.config.autoscaling;
+    if (autoscalingConfig === undefined) continue;
+    const setup = buildSetup(run.config, loaded.baseDir, () => 0);
+    const context = policyContextFor(
+      run.config,
+      autoscalingConfig,
+      setup.catalog,
+      setup.model,
+      setup.perf,
+      loaded.source,
+    );
+    buildPolicy({ ...loaded, config: run.config }, autoscalingConfig, context);
+  }
   return { runs, ...(peak === undefined ? {} : { peak }) };
 }
 
