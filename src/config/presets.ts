@@ -4,7 +4,7 @@ import { UsageError, unknownNameMessage } from "../errors.ts";
 import { PRESETS_DIR } from "../paths.ts";
 import { readRawConfig } from "./config.ts";
 
-export const DEFAULT_PRESET = "azure-conv-splitwise-hh";
+export const DEFAULT_PRESET = "azure-conv-autoscale";
 
 export interface PresetInfo {
   readonly name: string;

@@ -81,6 +81,8 @@ export const compatSchema = z.strictObject({
   ignore_instance_status: z.boolean().default(false),
   /** TBT = (E2E - TTFT) / output_tokens (upstream) instead of / (output_tokens - 1). */
   tbt_divides_by_all_tokens: z.boolean().default(false),
+  /** Every KV shipment gets a private link at full bandwidth (upstream's DummyLink) instead of sharing server NICs. */
+  kv_private_links: z.boolean().default(false),
 });
 
 export const metricsSchema = z.strictObject({

@@ -126,6 +126,7 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
       kv_token_jsq_upstream: true,
       ignore_instance_status: true,
       tbt_divides_by_all_tokens: true,
+      kv_private_links: true,
     },
   };
 }

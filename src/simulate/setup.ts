@@ -97,6 +97,7 @@ export function buildSetup(config: SimulationConfig, baseDir: string, random: ()
       uniformUsesAllGpus: config.compat.uniform_uses_all_gpus,
     },
     kvRetryDelay_s: config.kv_retry_delay_s,
+    kvLinkContention: !config.compat.kv_private_links,
     endTime_s: config.end_time_s ?? Infinity,
   };
 }

@@ -7,6 +7,7 @@ import { SimRequest, type Task } from "../serving/request.ts";
 import type { RequestScheduler } from "../serving/schedulers/scheduler.ts";
 import type { RequestSource, TraceRequest } from "../workload/types.ts";
 import { KvFlow, type KvFlowHost } from "./kv-flow.ts";
+import { DedicatedLinks, SharedNics, type KvNetwork } from "./kv-network.ts";
 
 export interface SimulationSetup {
   readonly catalog: Catalog;
@@ -18,6 +19,8 @@ export interface SimulationSetup {
   readonly cluster: ClusterOptions;
   /** Poll interval of a KV shipment waiting for room at its destination (upstream: 1 s). */
   readonly kvRetryDelay_s: number;
+  /** KV shipments share each server's NIC (true) or each gets a private link (upstream). */
+  readonly kvLinkContention: boolean;
   /** Stop at this simulated time (requests still in flight are reported unfinished). */
   readonly endTime_s: number;
 }
@@ -82,6 +85,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   sourceExhausted = false;
   private kvRetries = 0;
   private readonly flows = new Set<KvFlow>();
+  private readonly network: KvNetwork;
 
   constructor(
     private readonly setup: SimulationSetup,
@@ -89,6 +93,13 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     private readonly observer: SimulationObserver = {},
   ) {
     this.scheduler = setup.scheduler;
+    const bandwidth = setup.scheduler.transferBandwidth;
+    // Inside one server a shipment crosses NVLink; the SKU's interconnect bandwidth (GB = 1024^3 B).
+    const local = (setup.servers[0] === undefined ? undefined : setup.catalog.skus.get(setup.servers[0].sku))
+      ?.interconnect.bandwidth_gbps;
+    this.network = setup.kvLinkContention
+      ? new SharedNics(this.clock, bandwidth, local === undefined ? bandwidth : local * 1024 ** 3)
+      : new DedicatedLinks(this.clock, bandwidth);
     this.cluster = new Cluster(setup.catalog, setup.model, setup.perf, this, setup.cluster);
     for (const instance of this.cluster.build(setup.servers, setup.startState))
       this.scheduler.addInstance(instance);
@@ -212,11 +223,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       if (transfer !== null) {
         const flow = new KvFlow(
           this,
+          this.network,
           request,
           transfer.source,
           transfer.destination,
           transfer.bytes,
-          this.scheduler.transferBandwidth,
           this.setup.kvRetryDelay_s,
         );
         this.flows.add(flow);
@@ -265,7 +276,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
 
   /** ScalingHost: a new or re-activated instance can take the requests held at the scheduler. */
   instanceActivated(_instance: Instance): void {
-    this.requestDrain();
+    // Not inside any instance's iteration (a timer fired), so held requests can be placed right away.
+    this.drainWaiting();
   }
 
   instanceIdle(instance: Instance, blocked: boolean): void {
