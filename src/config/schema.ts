@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { performanceModelSpecSchema } from "../model/factory.ts";
 
 /**
  * The simulation config (YAML). Every key has a default so an empty file runs; units are in the
@@ -46,12 +47,8 @@ export const schedulerSchema = z.strictObject({
   max_requests_per_instance: z.int().nonnegative().default(0),
 });
 
-export const performanceModelSchema = z.strictObject({
-  type: z.enum(["db"]).default("db"),
-  /** Measured iteration times; defaults to the bundled Splitwise table. */
-  table: z.string().optional(),
-  mixed_batch_factor: z.number().positive().default(1.1),
-});
+/** `performance_model:` (see docs/performance-models.md): db (upstream's table), roofline or profile. */
+export const performanceModelSchema = performanceModelSpecSchema;
 
 const percentileTargets = (p50: number, p90: number, p99: number) =>
   z

@@ -471,7 +471,12 @@ export class Instance implements EventTarget {
       prefillTokens,
       numPrefill: this.promptTasksInBatch,
       numDecode: this.tokenTasksInBatch,
-      decodeContextTokens: decodeContext,
+      // A run of identical decode iterations is costed at its middle iteration's context, so models
+      // where decode time grows with context (roofline, profile) are right on average.
+      decodeContextTokens:
+        this.promptTasksInBatch > 0
+          ? decodeContext
+          : decodeContext + (this.tokenTasksInBatch * (contiguous - 1)) / 2,
     });
     if (this.promptTasksInBatch > 0) contiguous = 1;
     this.numContiguousIterations = contiguous;

@@ -1,9 +1,8 @@
 import { resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { loadCatalog, lookup } from "../model/catalog.ts";
-import { DbPerformanceModel } from "../model/perf-db.ts";
+import { createPerformanceModel } from "../model/factory.ts";
 import type { PerformanceModel } from "../model/performance.ts";
-import { DEFAULT_PERF_TABLE } from "../paths.ts";
 import type { InstanceTemplate, PoolTemplate, StartState } from "../serving/cluster.ts";
 import { createScheduler, SPLIT_SCHEDULERS } from "../serving/schedulers/registry.ts";
 import type { SimulationConfig } from "../config/config.ts";
@@ -14,14 +13,15 @@ const performanceModels = new Map<string, PerformanceModel>();
 
 /** Performance models are immutable after loading, so runs in one process share them. */
 export function performanceModelFor(config: SimulationConfig, baseDir: string): PerformanceModel {
-  const table =
-    config.performance_model.table === undefined
-      ? DEFAULT_PERF_TABLE
-      : resolve(baseDir, config.performance_model.table);
-  const key = `${config.performance_model.type}|${table}|${config.performance_model.mixed_batch_factor}`;
+  const spec = config.performance_model;
+  const key = JSON.stringify({
+    ...spec,
+    table: spec.table === undefined ? undefined : resolve(baseDir, spec.table),
+    profile: spec.profile === undefined ? undefined : resolve(baseDir, spec.profile),
+  });
   let model = performanceModels.get(key);
   if (model === undefined) {
-    model = new DbPerformanceModel(table, config.performance_model.mixed_batch_factor);
+    model = createPerformanceModel(spec, baseDir);
     performanceModels.set(key, model);
   }
   return model;
