@@ -92,6 +92,8 @@ export class ScalingManager {
   readonly pools = new Map<string, PoolSpec>();
   readonly events: ScalingEvent[] = [];
   private readonly timers = new Map<Instance, InstanceTimer>();
+  /** Instances whose server goes away with them (one server per instance). */
+  private readonly releaseWithInstance = new Set<Instance>();
   /** GPU-seconds of instances already removed, plus whatever was closed at status changes. */
   private readonly closedGpuSeconds: GpuSecondsByState = { starting: 0, active: 0, draining: 0 };
 
@@ -165,7 +167,7 @@ export class ScalingManager {
   // ---- scale up -----------------------------------------------------------------------------------
 
   /** Why a scale-up of `pool` cannot happen now, or undefined when it can. */
-  refusalReason(pool: PoolSpec): string | undefined {
+  refusalReason(pool: PoolSpec, sku = pool.sku): string | undefined {
     const live = this.instancesOf();
     if (live.length >= this.options.maxTotalInstances)
       return `max_total_instances ${this.options.maxTotalInstances} reached`;
@@ -173,36 +175,73 @@ export class ScalingManager {
       (instance) => instance.pool === pool.name && instance.status !== InstanceStatus.Draining,
     ).length;
     if (inPool >= pool.max) return `pool max ${pool.max} reached`;
-    const quota = this.options.serversAvailable[pool.sku];
-    if (quota !== undefined && this.host.cluster.liveServerCount(pool.sku) >= quota) {
-      return `no ${pool.sku} server available (servers_available ${quota})`;
+    const quota = this.options.serversAvailable[sku];
+    if (quota !== undefined && this.host.cluster.liveServerCount(sku) >= quota) {
+      return `no ${sku} server available (servers_available ${quota})`;
     }
     return undefined;
   }
 
   /**
-   * Creates a server of the pool's SKU and one instance on all its GPUs (seed 000's scale_up_full);
-   * the instance is SCALING_UP until its startup delay has passed. Returns undefined when refused.
+   * Seed 000's `scale_up_full(instance_cfg, parallelism, tag, server_sku)`: a new server (of
+   * `serverSku`, else the SKU of the pool serving `tag`) and one instance on all its GPUs, in the pool
+   * of that tag. The instance is SCALING_UP until its startup delay has passed. Undefined when refused.
    */
-  scaleUpFull(poolName: string): { server: Server; instance: Instance } | undefined {
+  scaleUpFull(
+    instanceCfg: InstanceTemplate,
+    parallelism: { readonly tensor: number; readonly pipeline: number },
+    tag: InstanceRole,
+    serverSku?: string,
+  ): { server: Server; instance: Instance } | undefined {
+    const pool =
+      [...this.pools.values()].find((candidate) => candidate.tag === tag) ?? [...this.pools.values()][0];
+    if (pool === undefined) throw new Error("internal: scaleUpFull needs at least one pool");
+    const template = {
+      ...instanceCfg,
+      tensorParallelism: parallelism.tensor,
+      pipelineParallelism: parallelism.pipeline,
+    };
+    return this.scaleUpPool(pool.name, { template, ...(serverSku === undefined ? {} : { sku: serverSku }) });
+  }
+
+  /** One more instance in `poolName` on a new server of the pool's SKU (what reconcile uses). */
+  scaleUpPool(
+    poolName: string,
+    override: { template?: InstanceTemplate; sku?: string } = {},
+  ): { server: Server; instance: Instance } | undefined {
     const pool = this.requirePool(poolName);
-    const refusal = this.refusalReason(pool);
+    const sku = override.sku ?? pool.sku;
+    const refusal = this.refusalReason(pool, sku);
     if (refusal !== undefined) {
       this.log("refused", pool.name, -1, refusal);
       return undefined;
     }
-    const server = this.host.cluster.addServer(pool.sku, `autoscaling.pools.${pool.name}.sku`);
-    const instance = this.scaleUpInstance(server, pool);
+    const server = this.scaleUpServer(sku);
+    const instance = this.scaleUpInstance(server, override.template ?? pool.template, pool.tag, pool.name);
+    this.releaseWithInstance.add(instance);
     return { server, instance };
   }
 
-  /** Lower level: an instance of `pool` on all GPUs of an existing `server`, with the startup delay. */
-  scaleUpInstance(server: Server, pool: PoolSpec): Instance {
+  serverById(id: number): Server | undefined {
+    return this.host.cluster.servers[id];
+  }
+
+  /** Lower level: a new server of `sku` (no instance on it yet). Its cost starts now. */
+  scaleUpServer(sku: string): Server {
+    return this.host.cluster.addServer(sku, `autoscaling server sku`);
+  }
+
+  /**
+   * Lower level: an instance on all GPUs of `server` in pool `poolName`, SCALING_UP for the pool's
+   * startup delay. The server stays when the instance is later removed by `scaleDownInstance`.
+   */
+  scaleUpInstance(server: Server, template: InstanceTemplate, tag: InstanceRole, poolName: string): Instance {
+    const pool = this.requirePool(poolName);
     const instance = this.host.cluster.addInstance(
       server,
       server.sku.gpus,
-      pool.template,
-      pool.tag,
+      template,
+      tag,
       `autoscaling.pools.${pool.name}`,
     );
     instance.pool = pool.name;
@@ -222,6 +261,15 @@ export class ScalingManager {
     return instance;
   }
 
+  /** Lower level: releases a server that hosts no instance; the reason it cannot otherwise. */
+  scaleDownServer(server: Server): string | undefined {
+    if (server.removedAt >= 0) return `server ${server.id} was already released`;
+    if (server.instances.length > 0)
+      return `server ${server.id} still hosts ${server.instances.length} instance(s)`;
+    this.host.cluster.removeServer(server, this.now);
+    return undefined;
+  }
+
   /** A scale-up that is no longer wanted: the starting instance and its server go away now. */
   cancelScaleUp(instance: Instance): boolean {
     if (instance.status !== InstanceStatus.ScalingUp) return false;
@@ -234,8 +282,18 @@ export class ScalingManager {
 
   // ---- scale down ---------------------------------------------------------------------------------
 
-  /** Starts draining `instance`: no new work; removed with its server once its work is done. */
+  /** Seed 000's `scale_down_full`: drain `instance`, then remove it and release its server. */
   scaleDownFull(instance: Instance, reason = ""): boolean {
+    this.releaseWithInstance.add(instance);
+    return this.scaleDownInstance(instance, reason);
+  }
+
+  /**
+   * Lower level: drain `instance` (no new work; running work finishes), then remove it. Its server is
+   * released too only if the instance came from `scaleUpFull`/`scaleUpPool` or `scaleDownFull`.
+   * A starting instance is cancelled instead. False when the instance is not ACTIVE or starting.
+   */
+  scaleDownInstance(instance: Instance, reason = ""): boolean {
     if (instance.status === InstanceStatus.ScalingUp) return this.cancelScaleUp(instance);
     if (instance.status !== InstanceStatus.Active) return false;
     this.setStatus(instance, InstanceStatus.Draining);
@@ -305,8 +363,10 @@ export class ScalingManager {
     const cluster = this.host.cluster;
     cluster.removeInstance(instance, this.now);
     const server = cluster.servers[instance.serverId];
-    if (server !== undefined && server.instances.length === 0 && server.removedAt < 0)
+    const release = this.releaseWithInstance.delete(instance);
+    if (release && server !== undefined && server.instances.length === 0 && server.removedAt < 0) {
       cluster.removeServer(server, this.now);
+    }
   }
 
   private setStatus(instance: Instance, status: InstanceStatus): void {
@@ -354,7 +414,7 @@ export class ScalingManager {
         if (current >= target) break;
         if (this.abortDrain(instance)) current++;
       }
-      while (current < target && this.scaleUpFull(pool.name) !== undefined) current++;
+      while (current < target && this.scaleUpPool(pool.name) !== undefined) current++;
     } else if (target < current) {
       for (const instance of [...starting].reverse()) {
         if (current <= target) break;

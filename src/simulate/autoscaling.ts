@@ -59,16 +59,36 @@ export class AutoscalingController implements EventTarget {
     clock.schedule(this.decisionInterval_s, this, DECIDE);
   }
 
+  /** Simulated seconds without a single completion, after the last arrival, before the loop gives up. */
+  stallTimeout_s = 3600;
+  private lastCompleted = -1;
+  private lastProgress = 0;
+
+  /**
+   * The loop keeps the run alive while work remains; it stops once the workload is done, or when the
+   * last request has arrived and nothing has completed for `stallTimeout_s` (a fleet that can never
+   * serve what is left: the run ends and reports those requests unfinished instead of spinning).
+   */
+  private keepGoing(now: number): boolean {
+    const sim = this.simulation;
+    if (sim.finished) return false;
+    if (sim.completed !== this.lastCompleted) {
+      this.lastCompleted = sim.completed;
+      this.lastProgress = now;
+    }
+    return !(sim.sourceExhausted && now - this.lastProgress > this.stallTimeout_s);
+  }
+
   onEvent(kind: number): void {
     const sim = this.simulation;
     const now = sim.clock.now;
     if (kind === SCRAPE) {
       this.observer.scrape(now);
-      if (!sim.finished) sim.clock.schedule(this.scrapeInterval_s, this, SCRAPE);
+      if (this.keepGoing(now)) sim.clock.schedule(this.scrapeInterval_s, this, SCRAPE);
       return;
     }
     this.decide(now);
-    if (!sim.finished) sim.clock.schedule(this.decisionInterval_s, this, DECIDE);
+    if (this.keepGoing(now)) sim.clock.schedule(this.decisionInterval_s, this, DECIDE);
   }
 
   private decide(now: number): void {
@@ -81,10 +101,16 @@ export class AutoscalingController implements EventTarget {
       const target = decision.targets[pool.name];
       const view = observation.pools.find((candidate) => candidate.name === pool.name);
       const before = view?.desired ?? 0;
-      if (target !== undefined && Number.isFinite(target.desired)) {
-        const after = this.manager.reconcile(pool.name, target.desired, target.victims ?? [], reason);
+      // A pool below its minimum is restored even when the policy says nothing about it.
+      const spec = this.manager.requirePool(pool.name);
+      const policyTarget =
+        target !== undefined && Number.isFinite(target.desired) ? target.desired : undefined;
+      const wanted = policyTarget ?? (before < spec.min ? spec.min : undefined);
+      if (wanted !== undefined) {
+        const why = policyTarget === undefined ? `below the pool minimum ${spec.min}` : reason;
+        const after = this.manager.reconcile(pool.name, wanted, target?.victims ?? [], why);
         if (after !== before)
-          this.decisions.push({ time_s: now, pool: pool.name, from: before, to: after, reason });
+          this.decisions.push({ time_s: now, pool: pool.name, from: before, to: after, reason: why });
       }
       const status = this.manager.poolStatus(pool.name);
       this.samples.push({

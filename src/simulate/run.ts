@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly policy?: Policy;
   /** Sees the run's scheduler before the first request (for tools and invariant checks in tests). */
   readonly onSchedulerCreated?: (scheduler: RequestScheduler) => void;
+  /** Sees the ScalingManager and controller of an autoscaled run before the first event. */
+  readonly onAutoscalingAttached?: (autoscaling: AttachedAutoscaling) => void;
 }
 
 export interface RunResult {
@@ -143,6 +145,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     );
     const policy = options.policy ?? buildPolicy(loaded, config.autoscaling, context);
     autoscaling = attachAutoscaling(simulation, config, config.autoscaling, policy);
+    options.onAutoscalingAttached?.(autoscaling);
   } else if (options.policy !== undefined) {
     throw new ConfigError("a policy was given but the config has no autoscaling section");
   }

@@ -3,6 +3,8 @@ import { describe, it } from "node:test";
 import { validateConfig } from "../../src/config/config.ts";
 import type { Decision, Observation, Policy } from "../../src/policy/types.ts";
 import { InstanceStatus } from "../../src/serving/instance.ts";
+import type { ScalingManager, StatusSummary } from "../../src/scaling/manager.ts";
+import type { InstanceTemplate } from "../../src/serving/cluster.ts";
 import { runSimulation, type RunResult } from "../../src/simulate/run.ts";
 
 /** A policy that sets pool targets at given times (and holds otherwise). */
@@ -239,5 +241,82 @@ void describe("ScalingManager in a simulation", () => {
     const b = run(scripted(steps));
     assert.deepEqual({ ...a.summary, wall_s: 0 }, { ...b.summary, wall_s: 0 });
     assert.deepEqual(a.autoscaling!.manager.events, b.autoscaling!.manager.events);
+  });
+});
+
+void describe("ScalingManager API (seeds 000/001)", () => {
+  /** Runs a simulation whose policy does nothing but call `act(manager)` at its first decision. */
+  function withManager(act: (manager: ScalingManager) => void): RunResult {
+    let manager: ScalingManager | undefined;
+    let acted = false;
+    const policy: Policy<number> = {
+      name: "api",
+      interval_s: 5,
+      init: () => 0,
+      decide(_observation, state) {
+        if (!acted && manager !== undefined) {
+          acted = true;
+          act(manager);
+        }
+        return { decision: { targets: {}, reasons: [] }, state };
+      },
+    };
+    return runSimulation(
+      { config: config(), baseDir: process.cwd(), source: "test" },
+      { policy, onAutoscalingAttached: (attached) => (manager = attached.manager) },
+    );
+  }
+
+  const template: InstanceTemplate = {
+    kind: "splitwise",
+    maxBatchSize: 512,
+    maxBatchTokens: 2048,
+    maxPreemptions: 4,
+    tensorParallelism: 8,
+    pipelineParallelism: 1,
+  };
+
+  void it("scaleUpFull(instanceCfg, parallelism, tag, serverSku) adds a server and an instance in the tag's pool", () => {
+    let after: StatusSummary | undefined;
+    const result = withManager((manager) => {
+      const up = manager.scaleUpFull(template, { tensor: 8, pipeline: 1 }, "token", "dgx-h100");
+      assert.ok(up !== undefined);
+      assert.equal(up.instance.pool, "decode");
+      assert.equal(up.instance.numGpus, 8);
+      after = manager.statusSummary();
+    });
+    assert.deepEqual(after, {
+      active_instances: 2,
+      scaling_up_instances: 1,
+      draining_instances: 0,
+      total_servers: 3,
+      total_instances: 3,
+    });
+    assert.equal(result.summary.requests.completed, result.summary.requests.arrived);
+  });
+
+  void it("scaleDownInstance keeps the server; scaleDownServer refuses while it hosts an instance", () => {
+    let refusal: string | undefined;
+    let serverId = -1;
+    const result = withManager((manager) => {
+      const decode = manager.getActiveInstances("decode")[0]!;
+      serverId = decode.serverId;
+      // A replacement first, so the pool stays at its minimum while the original drains.
+      assert.ok(manager.scaleUpFull(template, { tensor: 8, pipeline: 1 }, "token") !== undefined);
+      refusal = manager.scaleDownServer(manager.serverById(serverId)!);
+      assert.equal(manager.scaleDownInstance(decode, "test"), true);
+      assert.equal(
+        manager.scaleDownInstance(decode, "again"),
+        false,
+        "a draining instance cannot be drained twice",
+      );
+    });
+    assert.match(refusal ?? "", /still hosts 1 instance/);
+    const manager = result.autoscaling!.manager;
+    assert.ok(manager.events.some((event) => event.action === "remove"));
+    const server = manager.serverById(serverId)!;
+    assert.equal(server.instances.length, 0);
+    assert.equal(server.removedAt, -1, "the server outlives its instance");
+    assert.equal(manager.scaleDownServer(server), undefined);
   });
 });
