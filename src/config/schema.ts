@@ -39,7 +39,7 @@ export const schedulerSchema = z.strictObject({
   name: z.string().default("mixed_pool"),
   transfer_bandwidth_gbps: z.number().positive().default(200),
   prompt_max_pending_batch_tokens: z.int().positive().default(8192),
-  on_saturation: z.enum(["borrow", "queue"]).default("borrow"),
+  on_saturation: z.enum(["borrow", "queue", "hold"]).default("borrow"),
   /**
    * Requests an instance may hold at once (running or queued on it); more wait at the scheduler, as
    * in a gateway with a queue (EverAI, Knative containerConcurrency). 0 = unlimited (upstream).
@@ -80,6 +80,8 @@ export const compatSchema = z.strictObject({
   tbt_divides_by_all_tokens: z.boolean().default(false),
   /** Every KV shipment gets a private link at full bandwidth (upstream's DummyLink) instead of sharing server NICs. */
   kv_private_links: z.boolean().default(false),
+  /** A KV shipment waiting for memory at its destination polls every kv_retry_delay_s (upstream) instead of starting as soon as memory is freed. */
+  kv_memory_polling: z.boolean().default(false),
 });
 
 export const metricsSchema = z.strictObject({

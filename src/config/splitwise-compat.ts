@@ -127,6 +127,7 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
       ignore_instance_status: true,
       tbt_divides_by_all_tokens: true,
       kv_private_links: true,
+      kv_memory_polling: true,
     },
   };
 }

@@ -33,7 +33,7 @@ export const slaConfigSchema = z.strictObject({
   /** Never plan prefill replicas busier than this, whatever the queueing model says. */
   max_prefill_utilization: z.number().gt(0).max(1).default(0.7),
   /** Target fraction of a decode replica's KV cache held by in-flight requests. */
-  decode_kv_utilization: z.number().gt(0).max(1).default(0.9),
+  decode_kv_utilization: z.number().gt(0).max(2).default(1),
   /** Seconds of prefill work a pool's ready replicas may have queued before it counts as a backlog. */
   backlog_budget_s: z.number().positive().default(0.5),
   /** Consecutive decisions with a backlog before one replica is added outside the forecast. */
@@ -44,6 +44,10 @@ export const slaConfigSchema = z.strictObject({
   decode_kv_margin: z.number().min(0).lt(1).default(0.05),
   /** KV tokens held by in-flight decodes relative to (mean prompt + mean output): long outputs stay longer. */
   decode_size_bias: z.number().min(1).default(1.2),
+  /** Coefficient of variation of KV tokens per request (prompt + output), for the demand's spread. */
+  decode_size_cv: z.number().min(0).default(0.9),
+  /** Standard deviations of KV demand above its mean that decode capacity must hold. */
+  decode_overflow_z: z.number().min(0).default(0),
   /** Half-life of the arrival-rate level estimate. */
   level_halflife_s: z.number().positive().default(20),
   /** Half-life of the trend estimate. */
@@ -52,6 +56,21 @@ export const slaConfigSchema = z.strictObject({
   horizon_s: z.number().nonnegative().optional(),
   /** How long the plan must want fewer replicas before one is released; default: the startup delay. */
   scale_down_hold_s: z.number().nonnegative().optional(),
+  /** Burst reserve: capacity for the forecast plus this many standard deviations of the per-window rate. */
+  burst_z: z.number().min(0).default(0),
+  /**
+   * Learned burst reserve: every decision that finds requests held at the gateway adds this many
+   * standard deviations to the reserve (up to `burst_reserve_max`); it halves every
+   * `burst_reserve_halflife_s` without such stress. Smooth traffic keeps it near 0, bursty traffic
+   * that the forecast cannot follow within the startup delay builds it up.
+   */
+  burst_reserve_step: z.number().min(0).default(0.1),
+  burst_reserve_max: z.number().min(0).default(3),
+  burst_reserve_halflife_s: z.number().positive().default(900),
+  /** Length of the windows whose rates measure burstiness (about the startup delay). */
+  burst_window_s: z.number().positive().default(60),
+  /** How many recent windows the burstiness is measured over. */
+  burst_windows: z.int().min(2).default(10),
   /** Decision interval in seconds. */
   interval_s: z.number().positive().default(2),
   /** Only when no performance model is available (live mode without a profile): one replica's prefill tokens/s. */
@@ -80,6 +99,13 @@ export interface SlaState {
   readonly wants: Readonly<Record<string, readonly { t: number; n: number }[]>>;
   /** Per pool: consecutive decisions with a prompt backlog above budget. */
   readonly backlogTicks: Readonly<Record<string, number>>;
+  /** Learned extra standard deviations of burst reserve (see `burst_reserve_step`). */
+  readonly reserve: number;
+  /** Rates over the last few `burst_window_s` windows (to measure burstiness) and the window being filled. */
+  readonly windows: {
+    readonly open: { readonly seconds: number; readonly requests: number; readonly prompt: number };
+    readonly closed: readonly { readonly requests: number; readonly prompt: number }[];
+  };
 }
 
 export interface PoolPerformance {
@@ -181,8 +207,15 @@ export function createSlaPolicy(
     const ready = pool.replicas.filter((replica) => replica.phase === "ready").length;
     const starting = pool.replicas.some((replica) => replica.phase === "starting");
     const held = observation.queue.dueBusy + observation.queue.noReplica;
-    const requestRate = Math.max(state.requests.level, forecast(state.requests, horizon));
-    const promptRate = Math.max(state.promptTokens.level, forecast(state.promptTokens, horizon));
+    // Plan for the forecast plus the burstiness seen at the scale of the startup delay: traffic that
+    // swings from minute to minute (on/off bursts) needs capacity held for its swings, smooth
+    // traffic does not.
+    const swing = windowSpread(state.windows);
+    const z = config.burst_z + state.reserve;
+    const requestRate =
+      Math.max(state.requests.level, forecast(state.requests, horizon)) + z * swing.requests;
+    const promptRate =
+      Math.max(state.promptTokens.level, forecast(state.promptTokens, horizon)) + z * swing.prompt;
 
     let up = 0;
     let keep = 0;
@@ -237,10 +270,11 @@ export function createSlaPolicy(
       const growth = state.requests.level > 0 ? requestRate / state.requests.level : 1;
       const measured = usage.sum * capacity * growth;
       if (measured > kvDemand) kvDemand = measured;
-      const need = capacity > 0 ? Math.ceil(kvDemand / (capacity * config.decode_kv_utilization) - 1e-9) : 0;
+      const kvHigh = decodeKvHigh(kvDemand, state.meanPrompt + state.meanOutput, config);
+      const need = capacity > 0 ? Math.ceil(kvHigh / (capacity * config.decode_kv_utilization) - 1e-9) : 0;
       const relaxed = Math.max(0.05, config.decode_kv_utilization - config.decode_kv_margin);
       up += need;
-      keep += capacity > 0 ? Math.ceil(kvDemand / (capacity * relaxed) - 1e-9) : 0;
+      keep += capacity > 0 ? Math.ceil(kvHigh / (capacity * relaxed) - 1e-9) : 0;
       notes.push(`KV ${kvDemand.toFixed(0)} tok → ${need}`);
       const meanUsage = usage.reporting > 0 ? usage.sum / usage.reporting : 0;
       if (held > 0 && meanUsage > config.decode_kv_utilization && !starting && up <= current) {
@@ -265,10 +299,16 @@ export function createSlaPolicy(
       meanPrompt: 1000,
       wants: {},
       backlogTicks: {},
+      windows: { open: { seconds: 0, requests: 0, prompt: 0 }, closed: [] },
+      reserve: 0,
     }),
     decide(observation, state) {
       const reasons: string[] = [];
-      const smoothed = smooth(state, observation.traffic, observation.now, config);
+      const smoothed = learnReserve(
+        smooth(state, observation.traffic, observation.now, config),
+        observation,
+        config,
+      );
       const targets: Record<string, PoolDecision> = {};
       const wants: Record<string, { t: number; n: number }[]> = {};
       const backlogTicks: Record<string, number> = {};
@@ -277,7 +317,8 @@ export function createSlaPolicy(
         if (info === undefined) continue;
         const { up, keep, backlogged } = plan(observation, smoothed, pool, info, reasons);
         backlogTicks[pool.name] = backlogged ? (smoothed.backlogTicks[pool.name] ?? 0) + 1 : 0;
-        const hold = config.scale_down_hold_s ?? startupOf(info);
+        // Bursty traffic (a built-up reserve) holds capacity longer between bursts.
+        const hold = (config.scale_down_hold_s ?? startupOf(info)) * (1 + smoothed.reserve);
         const previous = smoothed.wants[pool.name] ?? [];
         const history = previous.filter((entry) => entry.t >= observation.now - hold);
         history.push({ t: observation.now, n: keep });
@@ -322,6 +363,18 @@ export function decodeKvDemand(
   return inFlight * tokensPerRequest * config.decode_size_bias;
 }
 
+/**
+ * A high quantile of the KV demand. Requests in decode form an M/G/∞ population: their number is
+ * Poisson (variance = mean) and each holds a size-variable share of tokens, so the spread of the
+ * held tokens is √(in flight) × E[tokens] × √(1 + cv²); plan for mean + z·spread.
+ */
+export function decodeKvHigh(meanKv: number, tokensPerRequest: number, config: SlaConfig): number {
+  if (meanKv <= 0 || tokensPerRequest <= 0) return Math.max(0, meanKv);
+  const inFlight = meanKv / tokensPerRequest;
+  const spread = Math.sqrt(inFlight) * tokensPerRequest * Math.sqrt(1 + config.decode_size_cv ** 2);
+  return meanKv + config.decode_overflow_z * spread;
+}
+
 /** Decode replicas whose KV caches hold the demand at the configured utilization. */
 export function decodeReplicas(
   requestsPerS: number,
@@ -334,7 +387,8 @@ export function decodeReplicas(
 ): number {
   if (maxKvTokens <= 0) return 0;
   const demand = decodeKvDemand(requestsPerS, meanPrompt, meanOutput, replicas, performance, config);
-  return Math.ceil(demand / (maxKvTokens * config.decode_kv_utilization) - 1e-9);
+  const high = decodeKvHigh(demand, meanPrompt + meanOutput, config);
+  return Math.ceil(high / (maxKvTokens * config.decode_kv_utilization) - 1e-9);
 }
 
 /**
@@ -383,9 +437,48 @@ export function prefillReplicas(
   return servers;
 }
 
+function learnReserve(state: SlaState, observation: Observation, config: SlaConfig): SlaState {
+  const dt = observation.traffic.window_s;
+  const held = observation.queue.dueBusy + observation.queue.noReplica;
+  let reserve = state.reserve * Math.pow(0.5, Math.max(0, dt) / config.burst_reserve_halflife_s);
+  if (held > 0) reserve = Math.min(config.burst_reserve_max, reserve + config.burst_reserve_step);
+  return reserve === state.reserve ? state : { ...state, reserve };
+}
+
+/** Standard deviation of the per-window rates kept in the state (0 with fewer than two windows). */
+function windowSpread(windows: SlaState["windows"]): { requests: number; prompt: number } {
+  const rates = windows.closed;
+  if (rates.length < 2) return { requests: 0, prompt: 0 };
+  const std = (values: number[]): number => {
+    const mean = values.reduce((sum, value) => sum + value, 0) / values.length;
+    return Math.sqrt(values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / (values.length - 1));
+  };
+  return { requests: std(rates.map((rate) => rate.requests)), prompt: std(rates.map((rate) => rate.prompt)) };
+}
+
+/** Adds one traffic interval to the current variability window; closes it when it is long enough. */
+function accumulateWindow(
+  windows: SlaState["windows"],
+  traffic: TrafficWindow,
+  config: SlaConfig,
+): SlaState["windows"] {
+  const open = {
+    seconds: windows.open.seconds + traffic.window_s,
+    requests: windows.open.requests + traffic.arrivals,
+    prompt: windows.open.prompt + traffic.promptTokens,
+  };
+  if (open.seconds < config.burst_window_s) return { ...windows, open };
+  const closed = [
+    ...windows.closed,
+    { requests: open.requests / open.seconds, prompt: open.prompt / open.seconds },
+  ];
+  return { open: { seconds: 0, requests: 0, prompt: 0 }, closed: closed.slice(-config.burst_windows) };
+}
+
 function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: SlaConfig): SlaState {
   const dt = traffic.window_s;
   if (dt <= 0) return state;
+  state = { ...state, windows: accumulateWindow(state.windows, traffic, config) };
   const requestRate = traffic.arrivals / dt;
   const promptRate = traffic.promptTokens / dt;
   const alpha = 1 - Math.pow(0.5, dt / config.level_halflife_s);

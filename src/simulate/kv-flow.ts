@@ -6,12 +6,15 @@ import type { KvNetwork, NetworkFlow } from "./kv-network.ts";
 export interface KvFlowHost {
   readonly clock: Clock;
   kvTransferDone(request: SimRequest): void;
+  /** Park `flow` until its destination frees memory (event-driven waiting). */
+  waitForRoom(flow: KvFlow): void;
 }
 
 /**
  * One KV-cache shipment from a prefill instance to a decode instance. It starts only when the
- * destination has room for the cache, polling every `retryDelay_s` as upstream does; the network
- * decides how fast it moves; the source frees its copy when the last byte has arrived.
+ * destination has room for the cache: it waits until the destination frees memory, or (upstream)
+ * polls every `retryDelay_s`. The network decides how fast it moves; the source frees its copy when
+ * the last byte has arrived.
  */
 export class KvFlow implements EventTarget, NetworkFlow {
   /** Counts polls while the destination was full (reported as KV back-pressure). */
@@ -26,6 +29,7 @@ export class KvFlow implements EventTarget, NetworkFlow {
     readonly source: Instance,
     readonly destination: Instance,
     readonly bytes: number,
+    /** Poll interval while the destination is full; 0 = wait to be woken when memory is freed. */
     private readonly retryDelay_s: number,
   ) {
     this.sourceServer = source.serverId;
@@ -36,16 +40,24 @@ export class KvFlow implements EventTarget, NetworkFlow {
     this.tryStart();
   }
 
-  private tryStart(): void {
+  /** True once the shipment has started (a woken flow that still does not fit waits again). */
+  get started(): boolean {
+    return this.request.kvTransfer!.startTime >= 0;
+  }
+
+  /** Starts the shipment if the destination has room; false when it has to wait. */
+  tryStart(): boolean {
     const destination = this.destination;
     if (destination.memory + this.request.memory <= destination.maxMemory) {
       this.request.kvTransfer!.startTime = this.host.clock.now;
       destination.allocMemory(this.request.memory);
       this.network.start(this);
-    } else {
-      this.retries++;
-      this.host.clock.schedule(this.retryDelay_s, this);
+      return true;
     }
+    this.retries++;
+    if (this.retryDelay_s > 0) this.host.clock.schedule(this.retryDelay_s, this);
+    else this.host.waitForRoom(this);
+    return false;
   }
 
   /** Retry timer: the destination may have room now. */

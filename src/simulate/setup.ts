@@ -98,6 +98,7 @@ export function buildSetup(config: SimulationConfig, baseDir: string, random: ()
     },
     kvRetryDelay_s: config.kv_retry_delay_s,
     kvLinkContention: !config.compat.kv_private_links,
+    kvMemoryPolling: config.compat.kv_memory_polling,
     endTime_s: config.end_time_s ?? Infinity,
   };
 }

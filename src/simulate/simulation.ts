@@ -21,6 +21,8 @@ export interface SimulationSetup {
   readonly kvRetryDelay_s: number;
   /** KV shipments share each server's NIC (true) or each gets a private link (upstream). */
   readonly kvLinkContention: boolean;
+  /** A KV shipment waiting for room polls every kvRetryDelay_s (upstream) instead of being woken. */
+  readonly kvMemoryPolling: boolean;
   /** Stop at this simulated time (requests still in flight are reported unfinished). */
   readonly endTime_s: number;
 }
@@ -63,6 +65,7 @@ export interface SimulationOutcome {
 
 const ARRIVAL = 0;
 const DRAIN_WAITING = 1;
+const WAKE_FLOWS = 2;
 
 /**
  * Wires a workload, a cluster and a scheduler into one discrete-event run. Arrivals are pulled from
@@ -157,6 +160,10 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       this.drainWaiting();
       return;
     }
+    if (kind === WAKE_FLOWS) {
+      this.wakeFlows();
+      return;
+    }
     const spec = this.nextArrival!;
     const request = new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
     this.arrived++;
@@ -228,7 +235,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
           transfer.source,
           transfer.destination,
           transfer.bytes,
-          this.setup.kvRetryDelay_s,
+          this.setup.kvMemoryPolling ? this.setup.kvRetryDelay_s : 0,
         );
         this.flows.add(flow);
         this.flowsByRequest.set(request, flow);
@@ -241,6 +248,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
 
   private finishRequest(request: SimRequest, instance: Instance, now: number): void {
     instance.assignedWork--;
+    if (this.flowsWaitingAt.has(instance)) this.scheduleWake(instance);
     const metrics = instance.engineMetrics;
     const decodeSteps = request.outputTokens - 1;
     metrics.generationTokens += decodeSteps;
@@ -273,6 +281,39 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   }
 
   private readonly flowsByRequest = new Map<SimRequest, KvFlow>();
+  /** KV shipments waiting for memory, per destination, in arrival order. */
+  private readonly flowsWaitingAt = new Map<Instance, KvFlow[]>();
+  private readonly instancesToWake = new Set<Instance>();
+
+  waitForRoom(flow: KvFlow): void {
+    let waiting = this.flowsWaitingAt.get(flow.destination);
+    if (waiting === undefined) this.flowsWaitingAt.set(flow.destination, (waiting = []));
+    if (!waiting.includes(flow)) waiting.push(flow);
+  }
+
+  /** Memory was freed on `instance`: retry its waiting shipments in a separate event at this time. */
+  private scheduleWake(instance: Instance): void {
+    if (this.instancesToWake.size === 0) this.clock.schedule(0, this, WAKE_FLOWS);
+    this.instancesToWake.add(instance);
+  }
+
+  /** Starts waiting shipments oldest first, stopping at the first that still does not fit (no overtaking). */
+  private wakeFlows(): void {
+    for (const instance of this.instancesToWake) {
+      const waiting = this.flowsWaitingAt.get(instance);
+      if (waiting === undefined) continue;
+      let started = 0;
+      while (started < waiting.length) {
+        const flow = waiting[started]!;
+        waiting[started] = flow; // keep the slot while trying: tryStart re-queues only unknown flows
+        if (!flow.tryStart()) break;
+        started++;
+      }
+      waiting.splice(0, started);
+      if (waiting.length === 0) this.flowsWaitingAt.delete(instance);
+    }
+    this.instancesToWake.clear();
+  }
 
   /** ScalingHost: a new or re-activated instance can take the requests held at the scheduler. */
   instanceActivated(_instance: Instance): void {

@@ -18,8 +18,9 @@ const decodeKv = (request: SimRequest, instance: Instance): number =>
  * The Splitwise paper's scheduler: prefill on the prompt instance with the fewest pending tokens
  * (unless its queue would exceed `promptMaxPendingBatchTokens`), decode on the token instance with the
  * least reserved memory (unless the request would not fit). When a pool is saturated it borrows an
- * instance from the other pool into a "mixed" pool (upstream) or, with `onSaturation: queue`, holds the
- * request at the scheduler until capacity frees up (the DRL fork's back-pressure).
+ * instance from the other pool into a "mixed" pool (upstream); with `onSaturation: queue` it holds the
+ * request at the scheduler while the prompt pool is saturated and lets the KV shipment wait when the
+ * token pool is; `hold` holds it when either pool is saturated (the DRL fork's back-pressure).
  */
 export class MixedPoolScheduler extends KvScheduler {
   readonly mixedInstances: Instance[] = [];
@@ -65,6 +66,12 @@ export class MixedPoolScheduler extends KvScheduler {
     let token = this.bestToken(this.tokenInstances, request) ?? this.bestToken(this.mixedInstances, request);
 
     if (this.options.onSaturation === "queue") {
+      // Only prefill back-pressure holds a request: with every decode cache full, the request still
+      // runs its prefill and its KV shipment waits for room at the least-loaded decode instance
+      // (Splitwise's design), so a full decode pool costs decode latency, not time to first token.
+      if (prompt !== null && token === null) token = this.argmin(this.tokenInstances, schedMemoryOf);
+      if (prompt === null || token === null) return null;
+    } else if (this.options.onSaturation === "hold") {
       if (prompt === null || token === null) return null;
     } else {
       if (prompt === null) {

@@ -13,7 +13,7 @@ export interface SchedulerOptions {
   readonly transferBandwidthGBps: number;
   readonly promptMaxPendingBatchTokens: number;
   /** mixed_pool: when a pool is saturated, borrow an instance from the other pool (upstream) or queue. */
-  readonly onSaturation: "borrow" | "queue";
+  readonly onSaturation: "borrow" | "queue" | "hold";
   /** Reproduce upstream's kv_token_jsq, which never updates its load counters (and ships 10x faster). */
   readonly kvTokenJsqUpstream: boolean;
   /** Reproduce upstream schedulers that place work on instances that are starting or draining. */
