@@ -31,7 +31,8 @@ export default function compareTask(input: CompareTaskInput): CompareTaskOutput 
         time_s: sample.time_s,
         pool: sample.pool,
         replicas: sample.desired,
-        arrival_rate: sample.arrival_rate,
+        // Per-minute arrivals for every row, so the load curves of all policies share one scale.
+        arrival_rate: (arrivalsPerMinute[Math.floor(sample.time_s / 60)] ?? 0) / 60,
       });
     }
   } else {
