@@ -11,6 +11,7 @@ import type {
   ReplicaView,
 } from "../../src/policy/types.ts";
 import { GAUGES } from "../../src/policy/types.ts";
+import { DEFAULT_CAPACITY, deepFreeze, observationOf, poolView, replicaView } from "./builders.ts";
 
 export interface ReplicaSpec {
   readonly id: string;
@@ -30,16 +31,11 @@ export interface ReplicaSpec {
 
 export function replica(spec: ReplicaSpec): ReplicaView {
   const createdAt_s = spec.createdAt_s ?? 0;
-  return {
+  return replicaView({
     id: spec.id,
     pool: spec.pool ?? "mixed",
     phase: spec.phase ?? "ready",
-    phaseSince_s: createdAt_s,
     createdAt_s,
-    sku: "dgx-h100",
-    gpus: 8,
-    costPerHour_usd: 10,
-    restarts: 0,
     lastServedAt_s: spec.lastServedAt_s ?? createdAt_s,
     sessions: spec.sessions ?? 0,
     metrics: spec.unscraped
@@ -54,7 +50,7 @@ export function replica(spec: ReplicaSpec): ReplicaView {
           counters: {},
           histograms: {},
         },
-  };
+  });
 }
 
 /** A ready replica with one running request (EverAI: Busy). */
@@ -79,23 +75,14 @@ export interface PoolSpec {
 
 export function pool(spec: PoolSpec = {}): PoolView {
   const replicas = spec.replicas ?? [];
-  return {
+  return poolView(replicas, {
     name: spec.name ?? "mixed",
     role: spec.role ?? "mixed",
-    desired: spec.desired ?? replicas.filter((r) => r.phase !== "draining").length,
+    ...(spec.desired === undefined ? {} : { desired: spec.desired }),
     min: spec.min ?? 0,
     max: spec.max ?? 100,
-    replicas,
-    capacity: {
-      sku: "dgx-h100",
-      gpusPerReplica: 8,
-      costPerReplicaHour_usd: 10,
-      startupDelay_s: 30,
-      maxBatchSize: 256,
-      maxBatchTokens: 8192,
-      maxKvTokens: 400_000,
-    },
-  };
+    capacity: { ...DEFAULT_CAPACITY, startupDelay_s: 30, maxKvTokens: 400_000 },
+  });
 }
 
 export function observation(
@@ -103,24 +90,7 @@ export function observation(
   pools: readonly PoolView[],
   queue: Partial<QueueView> = {},
 ): Observation {
-  return {
-    now,
-    pools,
-    traffic: { window_s: 60, arrivals: 0, promptTokens: 0, outputTokens: 0, completions: 0 },
-    queue: {
-      dueBusy: queue.dueBusy ?? 0,
-      noReplica: queue.noReplica ?? 0,
-      oldestAge_s: queue.oldestAge_s ?? 0,
-    },
-    external: {},
-  };
+  return observationOf(now, pools, { traffic: { window_s: 60 }, queue });
 }
 
-/** Freezes a value and everything it holds, so an in-place mutation throws in strict mode. */
-export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-  }
-  return value;
-}
+export { deepFreeze };

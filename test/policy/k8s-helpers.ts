@@ -9,6 +9,7 @@ import type {
   TrafficWindow,
 } from "../../src/policy/types.ts";
 import { GAUGES } from "../../src/policy/types.ts";
+import { deepFreeze, observationOf, poolView, replicaView } from "./builders.ts";
 
 const capacity: PoolCapacity = {
   sku: "dgx-h100",
@@ -27,21 +28,16 @@ export function replica(
   gauges: Record<string, number> | undefined,
   overrides: Partial<ReplicaView> = {},
 ): ReplicaView {
-  return {
+  return replicaView({
     id,
     pool: "decode",
     phase,
     phaseSince_s: 0,
-    createdAt_s: 0,
-    sku: capacity.sku,
-    gpus: capacity.gpusPerReplica,
-    costPerHour_usd: capacity.costPerReplicaHour_usd,
-    restarts: 0,
     lastServedAt_s: 0,
-    sessions: 0,
+    costPerHour_usd: capacity.costPerReplicaHour_usd,
     metrics: gauges === undefined ? undefined : { gauges, counters: {}, histograms: {} },
     ...overrides,
-  };
+  });
 }
 
 /** Ready replicas reporting `values` of one gauge (default `concurrent_requests`). */
@@ -51,16 +47,7 @@ export function readyReplicas(values: readonly number[], gauge: string = GAUGES.
 
 /** A pool whose `desired` defaults to its non-draining replicas. */
 export function pool(replicas: readonly ReplicaView[], overrides: Partial<PoolView> = {}): PoolView {
-  return {
-    name: "decode",
-    role: "decode",
-    desired: replicas.filter((r) => r.phase !== "draining").length,
-    min: 1,
-    max: 100,
-    replicas,
-    capacity,
-    ...overrides,
-  };
+  return poolView(replicas, { name: "decode", role: "decode", min: 1, max: 100, capacity, ...overrides });
 }
 
 export function observation(
@@ -72,20 +59,7 @@ export function observation(
     external?: Record<string, number>;
   } = {},
 ): Observation {
-  return {
-    now,
-    pools,
-    traffic: { window_s: 2, arrivals: 0, promptTokens: 0, outputTokens: 0, completions: 0, ...extra.traffic },
-    queue: { dueBusy: 0, noReplica: 0, oldestAge_s: 0, ...extra.queue },
-    external: extra.external ?? {},
-  };
+  return observationOf(now, pools, extra);
 }
 
-/** Freezes an object graph so a policy that mutates its input throws in strict mode. */
-export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
+export { deepFreeze };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -16,41 +16,12 @@ import type { KthenaLoadOptions } from "../../src/policy/kthena/config.ts";
 import { createKthenaFromPolicyConfig, createKthenaPolicy } from "../../src/policy/kthena/policy.ts";
 import { GAUGES } from "../../src/policy/types.ts";
 import { kobservation, kpool, uniform } from "./kthena-helpers.ts";
+import { SEED_003_SMART_SCALING } from "../../src/policy/kthena/seed-example.ts";
+import { PACKAGE_ROOT } from "../../src/paths.ts";
 
-// Seed 003 (MatrixInfer autoscaler doc), "智能自动扩缩容示例", verbatim.
-const SEED_SMART = `apiVersion: registry.matrixinfer.ai/v1alpha1
-kind: AutoscalingPolicy
-metadata:
-  name: llm-smart-scaling
-spec:
-  tolerancePercent: 10
-  behavior:
-    scaleUp:
-      panicPolicy:
-        panicThresholdPercent: 150
-        panicModeHold: 5m
-    scaleDown:
-      stabilizationWindow: 3m
----
-apiVersion: registry.matrixinfer.ai/v1alpha1
-kind: AutoscalingPolicyBinding
-metadata:
-  name: smart-scaling-binding
-spec:
-  policyRef:
-    name: llm-smart-scaling
-  scalingConfiguration:
-    minReplicas: 2
-    maxReplicas: 10
-    target:
-      targetRef:
-        apiVersion: workload.matrixinfer.ai/v1alpha1
-        kind: ModelInfer
-        name: llm-model
-    metricTargets:
-      gpu_utilization: 80
-      concurrent_requests: 50
-`;
+const SHARED_SEEDS = join(PACKAGE_ROOT, "..", "shared", "seeds");
+
+const SEED_SMART = SEED_003_SMART_SCALING;
 
 // Seed 003, "标准自动扩缩容示例", verbatim.
 const SEED_CPU = `apiVersion: registry.matrixinfer.ai/v1alpha1
@@ -574,4 +545,13 @@ void test("registry adapter: snake_case policy_config or an upstream policy_file
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+void test("the built-in seed 003 example is the seed document's YAML, verbatim", () => {
+  const seed = readFileSync(join(SHARED_SEEDS, "003_c2b67cd57678d791.txt"), "utf8");
+  const blocks = [...seed.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]);
+  assert.ok(
+    blocks.includes(SEED_003_SMART_SCALING),
+    "seed-example.ts must match the seed's smart-scaling YAML",
+  );
 });

@@ -10,6 +10,7 @@ import type {
   ReplicaPhase,
   ReplicaView,
 } from "../../src/policy/types.ts";
+import { DEFAULT_CAPACITY, deepFreeze, observationOf, poolView, replicaView } from "./builders.ts";
 
 export interface KthenaReplicaSpec {
   readonly id: string;
@@ -25,23 +26,16 @@ export interface KthenaReplicaSpec {
 }
 
 export function kreplica(spec: KthenaReplicaSpec): ReplicaView {
-  const createdAt_s = spec.createdAt_s ?? 0;
-  return {
+  return replicaView({
     id: spec.id,
     pool: spec.pool ?? "mixed",
     phase: spec.phase ?? "ready",
-    phaseSince_s: createdAt_s,
-    createdAt_s,
-    sku: "dgx-h100",
-    gpus: 8,
-    costPerHour_usd: 10,
+    createdAt_s: spec.createdAt_s ?? 0,
     restarts: spec.restarts ?? 0,
-    lastServedAt_s: createdAt_s,
-    sessions: 0,
     metrics: spec.unscraped
       ? undefined
       : { gauges: spec.gauges ?? {}, counters: spec.counters ?? {}, histograms: spec.histograms ?? {} },
-  };
+  });
 }
 
 /** `count` ready replicas of `pool`, each with the same gauges. */
@@ -65,24 +59,14 @@ export interface KthenaPoolSpec {
 }
 
 export function kpool(spec: KthenaPoolSpec): PoolView {
-  const replicas = spec.replicas ?? [];
-  return {
+  return poolView(spec.replicas ?? [], {
     name: spec.name,
     role: spec.role ?? "mixed",
-    desired: spec.desired ?? replicas.filter((replica) => replica.phase !== "draining").length,
+    ...(spec.desired === undefined ? {} : { desired: spec.desired }),
     min: spec.min ?? 0,
     max: spec.max ?? 100,
-    replicas,
-    capacity: {
-      sku: "dgx-h100",
-      gpusPerReplica: 8,
-      costPerReplicaHour_usd: spec.costPerReplicaHour_usd ?? 10,
-      startupDelay_s: 60,
-      maxBatchSize: 256,
-      maxBatchTokens: 8192,
-      maxKvTokens: 100_000,
-    },
-  };
+    capacity: { ...DEFAULT_CAPACITY, costPerReplicaHour_usd: spec.costPerReplicaHour_usd ?? 10 },
+  });
 }
 
 export function kobservation(
@@ -90,13 +74,7 @@ export function kobservation(
   pools: readonly PoolView[],
   external: Readonly<Record<string, number>> = {},
 ): Observation {
-  return {
-    now,
-    pools,
-    traffic: { window_s: 15, arrivals: 0, promptTokens: 0, outputTokens: 0, completions: 0 },
-    queue: { dueBusy: 0, noReplica: 0, oldestAge_s: 0 },
-    external,
-  };
+  return observationOf(now, pools, { traffic: { window_s: 15 }, external });
 }
 
 /** A cumulative histogram over `le` (last +Infinity) from per-bucket counts. */
@@ -107,11 +85,4 @@ export function histogramOf(le: readonly number[], counts: readonly number[]): H
   return { le, cumulative, count: running, sum: 0 };
 }
 
-/** Deep-freezes a value so that any mutation by the code under test throws. */
-export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
+export { deepFreeze };

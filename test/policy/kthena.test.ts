@@ -18,6 +18,7 @@ import type { RecommendInput } from "../../src/policy/kthena/recommend.ts";
 import type { Observation, Policy } from "../../src/policy/types.ts";
 import { GAUGES, HISTOGRAMS } from "../../src/policy/types.ts";
 import { deepFreeze, histogramOf, kobservation, kpool, kreplica, uniform } from "./kthena-helpers.ts";
+import { SEED_003_SMART_SCALING } from "../../src/policy/kthena/seed-example.ts";
 
 const M = "m";
 
@@ -262,39 +263,7 @@ void test("stable scale-up is rate-limited relative to the lowest level of the p
   assert.deepEqual(seen, [5, 6, 6, 6, 6, 7, 7, 7, 7]);
 });
 
-const SEED_SMART = `apiVersion: registry.matrixinfer.ai/v1alpha1
-kind: AutoscalingPolicy
-metadata:
-  name: llm-smart-scaling
-spec:
-  tolerancePercent: 10
-  behavior:
-    scaleUp:
-      panicPolicy:
-        panicThresholdPercent: 150
-        panicModeHold: 5m
-    scaleDown:
-      stabilizationWindow: 3m
----
-apiVersion: registry.matrixinfer.ai/v1alpha1
-kind: AutoscalingPolicyBinding
-metadata:
-  name: smart-scaling-binding
-spec:
-  policyRef:
-    name: llm-smart-scaling
-  scalingConfiguration:
-    minReplicas: 2
-    maxReplicas: 10
-    target:
-      targetRef:
-        apiVersion: workload.matrixinfer.ai/v1alpha1
-        kind: ModelInfer
-        name: llm-model
-    metricTargets:
-      gpu_utilization: 80
-      concurrent_requests: 50
-`;
+const SEED_SMART = SEED_003_SMART_SCALING;
 
 async function seedPolicy(): Promise<Policy<KthenaState>> {
   const { loadKthenaPolicyText } = await import("../../src/policy/kthena/config.ts");
