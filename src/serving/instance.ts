@@ -287,7 +287,7 @@ export class Instance implements EventTarget {
     removeItem(request.poolTasks, task);
     if (request.poolTasks.length === 0) {
       request.pooled = false;
-      removeItem(this.pendingRequests, request);
+      removeSortedByArrival(this.pendingRequests, request);
     }
   }
 
@@ -360,14 +360,14 @@ export class Instance implements EventTarget {
       if (request.selectionEpoch === epoch) continue;
       if (task.state === TaskState.Blocked) {
         selected.push(task);
-        request.selectionEpoch = epoch;
+        markPicked(request, epoch);
         batchTokens += task.tokensPerIteration;
         continue;
       }
       const needed = task.memoryOn(this);
       if (needed + memory <= maxMemory) {
         selected.push(task);
-        request.selectionEpoch = epoch;
+        markPicked(request, epoch);
         batchTokens += task.tokensPerIteration;
         memory += needed;
       }
@@ -381,7 +381,7 @@ export class Instance implements EventTarget {
       const needed = task.memoryOn(this);
       if (needed + memory > maxMemory) break;
       selected.push(task);
-      request.selectionEpoch = epoch;
+      markPicked(request, epoch);
       batchTokens += task.tokensPerIteration;
       memory += needed;
     }
@@ -392,41 +392,95 @@ export class Instance implements EventTarget {
       const request = task.request;
       if (request.selectionEpoch === epoch) continue;
       selected.push(task);
-      request.selectionEpoch = epoch;
+      markPicked(request, epoch);
       batchTokens += task.tokensPerIteration;
     }
-    // 4. decodes already running
-    for (const task of this.batch) {
-      if (selected.length === maxBatchSize) break;
-      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-      const request = task.request;
-      if (request.selectionEpoch === epoch) continue;
-      selected.push(task);
-      request.selectionEpoch = epoch;
-      batchTokens += task.tokensPerIteration;
-    }
-    // 5. anything else, by request arrival
-    for (const request of this.pendingRequests) {
-      if (selected.length === maxBatchSize) break;
-      if (request.selectionEpoch === epoch) continue;
-      const task = request.poolTasks[0]!;
-      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-      if (task.state !== TaskState.Blocked) {
-        const needed = task.memoryOn(this);
-        if (needed + memory > maxMemory) break;
-        memory += needed;
+    // 4. decodes already running. A batch task's request can only have been picked already through
+    // another of its tasks (marked on the tasks in passes 1-3), so the task's own mark is enough and
+    // the request object is not touched (the hot loop stays in cache).
+    const batch = this.batch;
+    let keptFromBatch = 0;
+    let pass4Stopped = false;
+    for (let i = 0; i < batch.length; i++) {
+      const task = batch[i]!;
+      if (
+        selected.length === maxBatchSize ||
+        (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens)
+      ) {
+        pass4Stopped = true;
+        break;
       }
+      if (task.requestEpoch === epoch) continue;
       selected.push(task);
-      request.selectionEpoch = epoch;
+      task.requestEpoch = epoch;
       batchTokens += task.tokensPerIteration;
+      keptFromBatch++;
+    }
+    // 5. anything else, by request arrival: the requests not picked yet, first task first. Unless
+    // pass 4 stopped early, those are exactly the waiting tasks that head their request, so only
+    // they are visited (in the arrival order of the instance's request list), not every request.
+    const candidates = this.candidatesScratch;
+    candidates.length = 0;
+    if (!pass4Stopped) {
+      for (const task of this.pendingQueue) {
+        const request = task.request;
+        if (request.selectionEpoch !== epoch && request.poolTasks[0] === task) candidates.push(task);
+      }
+      if (candidates.length > 1) this.sortByRequestOrder(candidates);
+    }
+    const pass5 = pass4Stopped || candidates.length > 0;
+    if (pass4Stopped) {
+      for (const task of selected) task.request.selectionEpoch = epoch;
+      for (const request of this.pendingRequests) {
+        if (selected.length === maxBatchSize) break;
+        if (request.selectionEpoch === epoch) continue;
+        const task = request.poolTasks[0]!;
+        if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+        if (task.state !== TaskState.Blocked) {
+          const needed = task.memoryOn(this);
+          if (needed + memory > maxMemory) break;
+          memory += needed;
+        }
+        selected.push(task);
+        request.selectionEpoch = epoch;
+        batchTokens += task.tokensPerIteration;
+      }
+    } else {
+      for (const task of candidates) {
+        if (selected.length === maxBatchSize) break;
+        if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+        if (task.state !== TaskState.Blocked) {
+          const needed = task.memoryOn(this);
+          if (needed + memory > maxMemory) break;
+          memory += needed;
+        }
+        selected.push(task);
+        batchTokens += task.tokensPerIteration;
+      }
     }
     this.batchTokens = batchTokens;
+    if (keptFromBatch === batch.length && !pass5) {
+      // Common case: every running task stays, the new ones are what passes 1-3 picked.
+      for (const task of selected) if (!task.inBatch) newTasks.push(task);
+      return;
+    }
     for (const task of selected) task.selected = epoch;
-    for (const task of this.batch) if (task.selected !== epoch) preempted.push(task);
+    for (const task of batch) if (task.selected !== epoch) preempted.push(task);
     for (const task of selected) if (!task.inBatch) newTasks.push(task);
   }
 
   private readonly selectedScratch: Task[] = [];
+  private readonly candidatesScratch: Task[] = [];
+
+  /** Sorts tasks by their request's place in `pendingRequests` (arrival time, then insertion order). */
+  private sortByRequestOrder(tasks: Task[]): void {
+    const list = this.pendingRequests;
+    const position = (task: Task): number => list.indexOf(task.request);
+    tasks.sort((a, b) => {
+      const byArrival = a.request.arrivalTime - b.request.arrivalTime;
+      return byArrival !== 0 ? byArrival : position(a) - position(b);
+    });
+  }
   private readonly newTasksScratch: Task[] = [];
   private readonly preemptedScratch: Task[] = [];
 
@@ -434,23 +488,36 @@ export class Instance implements EventTarget {
 
   startIteration(): void {
     const clock = this.host.clock;
-    const newTasks = this.newTasksScratch;
-    const preempted = this.preemptedScratch;
-    newTasks.length = 0;
-    preempted.length = 0;
-    this.selectBatch(newTasks, preempted);
-
-    for (const task of preempted) this.preemptTask(task);
-    for (const task of newTasks) {
-      this.removePendingTask(task);
-      this.addToBatch(task);
-    }
-    for (const request of this.pendingRequests) {
-      const first = request.poolTasks[0]!;
-      if (!first.inBatch) first.numPreemptions++;
-    }
-
     const batch = this.batch;
+    const { maxBatchSize, maxBatchTokens } = this.batching;
+    // Fast path (hot): nothing waits on this instance, so the next batch is the running decodes
+    // (they fitted before and only shrank), nobody is skipped, and batch selection has nothing to do.
+    const unchanged =
+      this.pendingQueue.length === 0 &&
+      this.promptTasksInBatch === 0 &&
+      batch.length <= maxBatchSize &&
+      batch.length <= maxBatchTokens;
+    if (unchanged) {
+      this.batchTokens = batch.length;
+    } else {
+      const newTasks = this.newTasksScratch;
+      const preempted = this.preemptedScratch;
+      newTasks.length = 0;
+      preempted.length = 0;
+      this.selectBatch(newTasks, preempted);
+
+      for (const task of preempted) this.preemptTask(task);
+      for (const task of newTasks) {
+        this.removePendingTask(task);
+        this.addToBatch(task);
+      }
+      // Every request whose first task is not running was skipped this iteration (upstream's
+      // "num_preemptions"); those first tasks are exactly the waiting ones that head their request.
+      for (const task of this.pendingQueue) {
+        if (task.request.poolTasks[0] === task) task.numPreemptions++;
+      }
+    }
+
     if (batch.length === 0) {
       this.host.instanceIdle(this, this.pendingRequests.length > 0);
       return;
@@ -459,12 +526,13 @@ export class Instance implements EventTarget {
     let prefillTokens = 0;
     let decodeContext = 0;
     let contiguous = Infinity;
-    for (const task of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const task = batch[i]!;
       if (task.isPrompt) prefillTokens += task.size;
       else {
-        decodeContext += task.request.promptTokens + task.generatedTokens;
+        decodeContext += task.promptTokens + task.generatedTokens;
         const remaining = task.size - task.generatedTokens;
-        if (remaining < contiguous) contiguous = remaining;
+        if (remaining < contiguous) contiguous = remaining > 0 ? remaining : 0;
       }
     }
     this.iterationDuration = this.perf.iterationTime({
@@ -483,11 +551,12 @@ export class Instance implements EventTarget {
     this.iterationHasPrompt = this.promptTasksInBatch > 0;
 
     const now = clock.now;
-    for (const task of batch) {
-      task.generatingTokens = contiguous;
-      task.processingTokens = task.isPrompt ? task.size : contiguous;
-      if (task.state === TaskState.Queued) this.runTask(task, now);
-      else if (task.state === TaskState.Blocked) task.state = TaskState.Running;
+    if (!unchanged) {
+      for (let i = 0; i < batch.length; i++) {
+        const task = batch[i]!;
+        if (task.state === TaskState.Queued) this.runTask(task, now);
+        else if (task.state === TaskState.Blocked) task.state = TaskState.Running;
+      }
     }
     const duration = this.iterationDuration * contiguous;
     this.iterationEventTime = now + duration;
@@ -535,11 +604,8 @@ export class Instance implements EventTarget {
     const elapsed = now - iterationStart;
     let contiguous = pythonFloorDiv(now - iterationStart, duration) + 1;
     if (contiguous > this.numContiguousIterations) contiguous = this.numContiguousIterations;
+    // Tasks read their tokens for this run from numContiguousIterations.
     this.numContiguousIterations = contiguous;
-    for (const task of this.batch) {
-      task.generatingTokens = contiguous;
-      task.processingTokens = contiguous;
-    }
     const remaining = duration * contiguous - elapsed;
     clock.cancel(this.iterationEvent);
     this.iterationEventTime = now + (remaining > 0 ? remaining : 0);
@@ -564,17 +630,31 @@ export class Instance implements EventTarget {
       this.host.logIteration(this, start, now);
     }
 
+    // One pass: credit the run's tokens, take finished tasks out of the batch (keeping its order).
     const completed = this.completedScratch;
     completed.length = 0;
-    for (const task of this.batch) {
-      const request = task.request;
-      task.processedTokens += task.processingTokens;
-      request.processedTokens += task.processingTokens;
-      task.generatedTokens += task.generatingTokens;
-      request.generatedTokens += task.generatingTokens;
-      task.processingTokens = 0;
-      task.generatingTokens = 0;
-      if (task.isComplete()) completed.push(task);
+    const batch = this.batch;
+    const steps = this.numContiguousIterations;
+    let kept = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const task = batch[i]!;
+      task.processedTokens += task.isPrompt ? task.size : steps;
+      task.generatedTokens += steps;
+      if (task.isComplete()) {
+        completed.push(task);
+        task.inBatch = false;
+        if (task.isPrompt) this.promptTasksInBatch--;
+        else this.tokenTasksInBatch--;
+      } else {
+        batch[kept++] = task;
+      }
+    }
+    if (completed.length > 0) {
+      batch.length = kept;
+      if (kept === 0) {
+        this.busyTime += now - this.runTimestamp;
+        this.runTimestamp = 0;
+      }
     }
     // Completion callbacks never re-enter this instance's iteration loop (they only queue work), so
     // iterating the scratch list directly is safe.
@@ -597,7 +677,6 @@ export class Instance implements EventTarget {
       this.freeMemory(request.memory);
       request.memory = 0;
     }
-    this.removeFromBatch(task);
     this.removeFromPool(task);
     this.host.taskCompleted(task, this);
   }
@@ -605,6 +684,32 @@ export class Instance implements EventTarget {
 
 /** Shared by all instances so a request's epoch mark can never collide across instances. */
 let selectionEpoch = 0;
+
+/** A request enters the new batch: marked on it and on each of its tasks here (see pass 4). */
+function markPicked(request: SimRequest, epoch: number): void {
+  request.selectionEpoch = epoch;
+  const tasks = request.poolTasks;
+  for (let i = 0; i < tasks.length; i++) tasks[i]!.requestEpoch = epoch;
+}
+
+/** Removes `request` from a list kept sorted by arrival time: binary search, then identity among equals. */
+function removeSortedByArrival(list: SimRequest[], request: SimRequest): void {
+  const arrival = request.arrivalTime;
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.arrivalTime < arrival) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < list.length && list[i]!.arrivalTime === arrival; i++) {
+    if (list[i] === request) {
+      list.splice(i, 1);
+      return;
+    }
+  }
+  removeItem(list, request);
+}
 
 function removeItem<T>(list: T[], item: T): void {
   const index = list.indexOf(item);

@@ -17,15 +17,17 @@ export class Task {
   instance: Instance | null = null;
   /** Tokens this task adds to an iteration's batch: the prompt size for prefill, 1 for decode. */
   readonly tokensPerIteration: number;
-  processingTokens = 0;
   processedTokens = 0;
-  generatingTokens = 0;
   generatedTokens = 0;
   /** Iterations this task sat pending while others ran (upstream's "num_preemptions"). */
   numPreemptions = 0;
   inBatch = false;
   /** Selection epoch in which this task was last picked (scratch for batch selection). */
   selected = 0;
+  /** Selection epoch in which this task's request was picked (scratch for batch selection). */
+  requestEpoch = 0;
+  /** The request's prompt length, copied here so decode costing does not chase the request. */
+  readonly promptTokens: number;
   arrivalTime = 0;
   startTime = -1;
   completionTime = -1;
@@ -40,6 +42,7 @@ export class Task {
     readonly size: number,
   ) {
     this.tokensPerIteration = isPrompt ? size : 1;
+    this.promptTokens = request.promptTokens;
   }
 
   /** KV-cache bytes this task allocates when it first runs on `instance`. */
@@ -47,8 +50,22 @@ export class Task {
     return (this.isPrompt ? this.size + 1 : this.size) * instance.kvBytesPerToken;
   }
 
+  /** Tokens this task generates in the current run of iterations (0 when it is not running). */
+  get generatingTokens(): number {
+    return this.inBatch && this.instance !== null ? this.instance.numContiguousIterations : 0;
+  }
+
+  /** Tokens this task processes in the current run: the whole prompt for prefill, one per step for decode. */
+  get processingTokens(): number {
+    return this.isPrompt && this.inBatch ? this.size : this.generatingTokens;
+  }
+
+  /**
+   * Prefill is done after its one iteration; decode after `size` steps. A decode task of size 0 (a
+   * 1-token output) that ran in a mixed batch is done too (upstream would run it "-1" more steps).
+   */
   isComplete(): boolean {
-    return this.isPrompt ? this.generatedTokens === 1 : this.generatedTokens === this.size;
+    return this.isPrompt ? this.generatedTokens >= 1 : this.generatedTokens >= this.size;
   }
 }
 
