@@ -1,0 +1,541 @@
+/**
+ * Properties of whole simulations on small generated workloads: conservation of requests,
+ * determinism, memory accounting, every scheduler, latency lower bounds and KV-memory pressure.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, describe, it } from "node:test";
+import { validateConfig, type LoadedConfig } from "../../src/config/config.ts";
+import { Rng } from "../../src/core/rng.ts";
+import { kvBytesPerToken, loadCatalog } from "../../src/model/catalog.ts";
+import type { IterationTimeModel } from "../../src/model/performance.ts";
+import type { Instance } from "../../src/serving/instance.ts";
+import type { SimRequest } from "../../src/serving/request.ts";
+import { SCHEDULER_NAMES, SPLIT_SCHEDULERS } from "../../src/serving/schedulers/registry.ts";
+import { runSimulation, type RunResult } from "../../src/simulate/run.ts";
+import { buildSetup, performanceModelFor } from "../../src/simulate/setup.ts";
+import { Simulation } from "../../src/simulate/simulation.ts";
+import { openConfiguredWorkload } from "../../src/simulate/workload.ts";
+import { readAllRequests } from "../../src/workload/index.ts";
+
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const AZURE_CONV = "data/traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv";
+
+const scratch = mkdtempSync(join(tmpdir(), "splitscale-properties-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+type Raw = Record<string, unknown>;
+
+/** Poisson arrivals with Azure conversation lengths (prompt/output pairs kept together). */
+function generator(rate_per_s: number, num_requests: number, seed = 1): Raw {
+  return {
+    type: "generator",
+    seed,
+    arrival: { process: "poisson", rate_per_s },
+    lengths: { from_trace: AZURE_CONV },
+    num_requests,
+  };
+}
+
+const COLOCATED: Raw = {
+  model: "bloom-176b",
+  cluster: { servers: [{ sku: "dgx-h100", count: 3 }] },
+  start_state: { type: "baseline" },
+};
+
+const SPLIT: Raw = {
+  model: "bloom-176b",
+  cluster: { servers: [{ sku: "dgx-h100", count: 4 }] },
+  start_state: {
+    type: "splitwise",
+    prompt: { num_instances: 2 },
+    token: { num_instances: 2, skus: ["dgx-h100"] },
+  },
+};
+
+function load(raw: Raw): LoadedConfig {
+  return { config: validateConfig(raw, "properties.test"), baseDir: REPO_ROOT, source: "properties.test" };
+}
+
+interface Finished {
+  readonly id: number;
+  readonly prompt: number;
+  readonly output: number;
+  readonly arrival: number;
+  readonly promptStart: number;
+  readonly ttft: number;
+  readonly e2e: number;
+  readonly tokenStart: number;
+  readonly kv: boolean;
+}
+
+/** Runs a Simulation directly (as runSimulation does) to inspect instances after the run. */
+function simulate(loaded: LoadedConfig): { sim: Simulation; finished: Finished[] } {
+  const schedulerRng = new Rng(loaded.config.seed).fork("scheduler");
+  const setup = buildSetup(loaded.config, loaded.baseDir, () => schedulerRng.nextFloat());
+  const finished: Finished[] = [];
+  const sim = new Simulation(setup, openConfiguredWorkload(loaded.config, loaded.baseDir), {
+    requestCompleted: (request: SimRequest, now: number) =>
+      finished.push({
+        id: request.id,
+        prompt: request.promptTokens,
+        output: request.outputTokens,
+        arrival: request.arrivalTime,
+        promptStart: request.promptStartTime,
+        ttft: request.firstTokenTime - request.arrivalTime,
+        e2e: now - request.arrivalTime,
+        tokenStart: request.token.startTime,
+        kv: request.kvTransfer !== null,
+      }),
+  });
+  sim.run();
+  return { sim, finished };
+}
+
+/** Every instance is back to its weights with nothing queued, running or assigned. */
+function assertDrained(sim: Simulation, where: string): void {
+  assert.equal(sim.waitingCount, 0, `${where}: requests still held at the scheduler`);
+  for (const instance of sim.cluster.instances) {
+    const name = `${where}: ${instance.label}`;
+    assert.equal(instance.memory, instance.weightsBytes, `${name} memory is not back to weights only`);
+    assert.equal(instance.batch.length, 0, `${name} batch`);
+    assert.equal(instance.pendingQueue.length, 0, `${name} pending queue`);
+    assert.equal(instance.pendingPromptQueue.length, 0, `${name} pending prompts`);
+    assert.equal(instance.blockedQueue.length, 0, `${name} blocked queue`);
+    assert.equal(instance.pendingRequests.length, 0, `${name} pending requests`);
+    assert.equal(instance.pendingTokens, 0, `${name} pending tokens`);
+    assert.equal(instance.assignedWork, 0, `${name} assigned work`);
+    assert.equal(instance.outstandingPrefillTokens, 0, `${name} outstanding prefill tokens`);
+  }
+}
+
+/** No out-of-memory: the KV cache never exceeded what the GPUs hold. */
+function assertNoOom(sim: Simulation, where: string): void {
+  for (const instance of sim.cluster.instances) {
+    assert.ok(
+      instance.peakMemory <= instance.maxMemory,
+      `${where}: ${instance.label} peaked at ${instance.peakMemory} > ${instance.maxMemory}`,
+    );
+    assert.ok(instance.peakMemory >= instance.weightsBytes);
+  }
+}
+
+function perfOf(loaded: LoadedConfig, hardware: string, tp = 8): IterationTimeModel {
+  return performanceModelFor(loaded.config, loaded.baseDir).forInstance(loaded.config.model, hardware, tp);
+}
+
+const prefillTime = (model: IterationTimeModel, tokens: number): number =>
+  model.iterationTime({ prefillTokens: tokens, numPrefill: 1, numDecode: 0, decodeContextTokens: 0 });
+const decodeStep = (model: IterationTimeModel, tasks: number): number =>
+  model.iterationTime({ prefillTokens: 0, numPrefill: 0, numDecode: tasks, decodeContextTokens: 0 });
+
+/**
+ * Lower bounds that hold for bloom-176b on H100 at TP8, whose prefill and decode curves both increase
+ * with batch tokens: TTFT is at least the prompt's prefill alone, and every decode step takes at least
+ * a batch-of-one step (mixed batches cost more).
+ */
+function assertAboveUnloaded(finished: readonly Finished[], model: IterationTimeModel, where: string): void {
+  const step = decodeStep(model, 1);
+  const slack = 1 + 1e-12;
+  for (const r of finished) {
+    const name = `${where}: request ${r.id}`;
+    assert.ok(r.promptStart >= r.arrival, `${name} started before it arrived`);
+    assert.ok(r.ttft * slack >= prefillTime(model, r.prompt), `${name} TTFT ${r.ttft} below unloaded`);
+    assert.ok(r.tokenStart * slack >= r.arrival + r.ttft, `${name} decode started before the first token`);
+    if (r.output > 1) {
+      const tbt = (r.e2e - r.ttft) / (r.output - 1);
+      assert.ok(tbt * slack >= step, `${name} TBT ${tbt} below one decode step ${step}`);
+    } else {
+      assert.ok(
+        Math.abs(r.e2e - r.ttft) <= 1e-12 * r.e2e,
+        `${name}: a 1-token request ends at its first token`,
+      );
+    }
+  }
+}
+
+void describe("conservation", () => {
+  void it("every arrived request completes when the run has no end time", () => {
+    const loaded = load({ ...SPLIT, scheduler: { name: "mixed_pool" }, workload: generator(6, 300) });
+    const records: number[] = [];
+    const { summary, outcome } = runSimulation(loaded, { onRecord: (record) => records.push(record.id) });
+    assert.equal(summary.requests.arrived, 300);
+    assert.equal(summary.requests.completed, 300);
+    assert.equal(summary.requests.unfinished, 0);
+    assert.equal(outcome.waitingAtEnd, 0);
+    assert.equal(new Set(records).size, 300, "each request completes exactly once");
+  });
+
+  void it("with end_time_s: arrived = completed + unfinished, and arrivals stop at the end time", () => {
+    const end = 20;
+    const raw = {
+      ...COLOCATED,
+      scheduler: { name: "token_jsq" },
+      workload: generator(12, 1000),
+      end_time_s: end,
+    };
+    const loaded = load(raw);
+    const { summary, outcome } = runSimulation(loaded);
+    const expectedArrivals = readAllRequests(openConfiguredWorkload(loaded.config, loaded.baseDir)).filter(
+      (request) => request.arrival_s <= end,
+    ).length;
+    assert.equal(summary.requests.arrived, expectedArrivals);
+    assert.equal(summary.requests.arrived, summary.requests.completed + summary.requests.unfinished);
+    assert.ok(summary.requests.unfinished > 0, "the load leaves requests in flight at the end");
+    assert.ok(summary.requests.completed > 0);
+    assert.ok(outcome.endTime_s <= end, `simulation ran to ${outcome.endTime_s}`);
+  });
+});
+
+void describe("determinism", () => {
+  function runTo(dir: string, raw: Raw): RunResult {
+    return runSimulation(load(raw), { outDir: join(scratch, dir), writeRequests: true });
+  }
+  const read = (dir: string, file: string): string => readFileSync(join(scratch, dir, file), "utf8");
+  const withoutWall = (dir: string): unknown => {
+    const summary = JSON.parse(read(dir, "summary.json")) as Record<string, unknown>;
+    assert.equal(typeof summary.wall_s, "number");
+    delete summary.wall_s;
+    return summary;
+  };
+
+  void it("the same config and seed give byte-identical outputs (except wall_s)", () => {
+    // The random scheduler draws from the seeded stream, so the seed matters.
+    const raw = { ...COLOCATED, seed: 5, scheduler: { name: "random" }, workload: generator(8, 300) };
+    runTo("a", raw);
+    runTo("b", structuredClone(raw));
+    assert.deepEqual(withoutWall("a"), withoutWall("b"));
+    const json = read("a", "summary.json");
+    const other = read("b", "summary.json");
+    const strip = (text: string): string => text.replace(/"wall_s": [^,\n]+/, '"wall_s": 0');
+    assert.equal(strip(json), strip(other), "summary.json byte-identical apart from wall_s");
+    for (const file of ["requests.csv", "instances.csv", "summary.csv"]) {
+      const a = read("a", file);
+      const b = read("b", file);
+      if (file === "summary.csv") {
+        // summary.csv carries wall_s as well; compare every other column.
+        const [headerA = "", rowA = ""] = a.split("\n");
+        const [, rowB = ""] = b.split("\n");
+        const wall = headerA.split(",").indexOf("wall_s");
+        const drop = (row: string): string[] => row.split(",").filter((_, i) => i !== wall);
+        assert.deepEqual(drop(rowA), drop(rowB), file);
+      } else {
+        assert.equal(a, b, `${file} differs between identical runs`);
+      }
+    }
+    assert.equal(read("a", "requests.csv").trim().split("\n").length, 301);
+
+    runTo("c", { ...raw, seed: 6 });
+    assert.notEqual(
+      read("c", "requests.csv"),
+      read("a", "requests.csv"),
+      "another seed places requests differently",
+    );
+  });
+});
+
+void describe("every scheduler", () => {
+  for (const name of SCHEDULER_NAMES) {
+    void it(`${name} runs a small workload to completion and returns all memory`, () => {
+      const split = SPLIT_SCHEDULERS.has(name);
+      const loaded = load({
+        ...(split ? SPLIT : COLOCATED),
+        scheduler: { name },
+        workload: generator(5, 200),
+      });
+      const { sim, finished } = simulate(loaded);
+      assert.equal(sim.arrived, 200, name);
+      assert.equal(sim.completed, 200, name);
+      assert.equal(finished.length, 200, name);
+      assertDrained(sim, name);
+      assertNoOom(sim, name);
+      assertAboveUnloaded(finished, perfOf(loaded, "h100-80gb"), name);
+      if (split) {
+        assert.ok(
+          finished.some((r) => r.kv),
+          `${name}: a KV-shipping scheduler shipped no KV cache`,
+        );
+      } else {
+        assert.ok(finished.every((r) => !r.kv));
+      }
+      // Load counters that schedulers increment are paid back in full.
+      if (
+        name === "token_jsq" ||
+        name === "mixed_pool" ||
+        name === "adaptive_mixed_pool" ||
+        name === "kv_token_jsq"
+      ) {
+        for (const instance of sim.cluster.instances)
+          assert.equal(instance.schedPendingTokens, 0, instance.label);
+      }
+      if (name === "mixed_pool" || name === "adaptive_mixed_pool") {
+        for (const instance of sim.cluster.instances)
+          assert.equal(instance.schedMemory, instance.weightsBytes);
+      }
+    });
+  }
+
+  void it("KV-shipping schedulers are refused without a splitwise start state", () => {
+    for (const name of SPLIT_SCHEDULERS) {
+      assert.throws(
+        () => runSimulation(load({ ...COLOCATED, scheduler: { name }, workload: generator(5, 10) })),
+        /needs start_state.type: splitwise/,
+      );
+    }
+  });
+});
+
+void describe("latency against the unloaded model", () => {
+  /** Requests 60 s apart: each runs alone on an idle cluster. */
+  function isolatedTrace(): string {
+    const sizes: [number, number][] = [
+      [4096, 32],
+      [100, 2],
+      [1500, 300],
+      [8000, 10],
+      [37, 1],
+      [2048, 128],
+    ];
+    const rows = sizes.map(([prompt, output], i) => `${i},2,0,${1 + 60 * i},1,${prompt},${output}`);
+    const path = join(scratch, "isolated.csv");
+    writeFileSync(
+      path,
+      `request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n${rows.join("\n")}\n`,
+    );
+    return path;
+  }
+
+  void it("an isolated request's TTFT is its prefill time and its TBT one decode step (co-located)", () => {
+    const loaded = load({
+      ...COLOCATED,
+      scheduler: { name: "token_jsq" },
+      workload: { type: "trace", path: isolatedTrace(), format: "splitwise" },
+    });
+    const model = perfOf(loaded, "h100-80gb");
+    const records = new Map<number, { ttft: number; tbt: number; queue: number; nth: number }>();
+    runSimulation(loaded, {
+      onRecord: (r) =>
+        records.set(r.id, { ttft: r.ttft_s, tbt: r.tbt_s, queue: r.queue_s, nth: r.nth_token_overhead_s }),
+    });
+    assert.equal(records.size, 6);
+    for (const [id, [prompt, output]] of [
+      [4096, 32],
+      [100, 2],
+      [1500, 300],
+      [8000, 10],
+      [37, 1],
+      [2048, 128],
+    ].entries()) {
+      const r = records.get(id)!;
+      assert.equal(r.queue, 0);
+      assert.equal(r.nth, 0);
+      assert.ok(Math.abs(r.ttft - prefillTime(model, prompt!)) <= 1e-12, `request ${id} TTFT ${r.ttft}`);
+      const expectedTbt = output! > 1 ? decodeStep(model, 1) : 0;
+      assert.ok(Math.abs(r.tbt - expectedTbt) <= 1e-12, `request ${id} TBT ${r.tbt} vs ${expectedTbt}`);
+    }
+  });
+
+  void it("an isolated Splitwise request adds exactly its KV shipment (prompt tokens at 200 GiB/s)", () => {
+    const loaded = load({
+      ...SPLIT,
+      scheduler: { name: "mixed_pool" },
+      workload: { type: "trace", path: isolatedTrace(), format: "splitwise" },
+    });
+    const model = perfOf(loaded, "h100-80gb");
+    const kvBytes = kvBytesPerToken(loadCatalog().models.get("bloom-176b")!, false);
+    const { finished } = simulate(loaded);
+    assert.equal(finished.length, 6);
+    for (const r of finished) {
+      assert.ok(Math.abs(r.ttft - prefillTime(model, r.prompt)) <= 1e-12);
+      if (r.output === 1) continue;
+      assert.ok(r.kv);
+      const transfer = (r.prompt * kvBytes) / (200 * 2 ** 30);
+      const nth = r.tokenStart - (r.arrival + r.ttft);
+      assert.ok(
+        Math.abs(nth - transfer) <= 1e-9,
+        `request ${r.id}: nth-token overhead ${nth} vs ${transfer}`,
+      );
+      const decode = r.e2e - r.ttft - transfer;
+      assert.ok(Math.abs(decode - (r.output - 1) * decodeStep(model, 1)) <= 1e-9, `request ${r.id} decode`);
+    }
+  });
+});
+
+void describe("KV-cache memory pressure", () => {
+  /**
+   * llama2-70b at TP2 with upstream's GQA-blind KV size (2.6 MB per token): an instance holds only
+   * about 14,000 tokens of KV cache, so prompts of up to 4,000 tokens contend for it.
+   */
+  const SMALL_KV: Raw = {
+    model: "llama2-70b",
+    compat: { kv_cache_ignores_gqa: true },
+    workload: {
+      type: "generator",
+      seed: 3,
+      arrival: { process: "poisson", rate_per_s: 20 },
+      lengths: {
+        prompt: { dist: "uniform", min: 1000, max: 4000 },
+        output: { dist: "uniform", min: 200, max: 1500 },
+      },
+      num_requests: 400,
+    },
+  };
+  const SMALL_KV_SPLIT: Raw = {
+    ...SMALL_KV,
+    cluster: { servers: [{ sku: "dgx-h100", count: 2 }] },
+    start_state: {
+      type: "splitwise",
+      prompt: { num_instances: 1, tensor_parallelism: 2 },
+      token: { num_instances: 1, tensor_parallelism: 2, skus: ["dgx-h100"] },
+    },
+  };
+
+  void it("KV shipments wait for room at full decode instances; nothing is lost or over-allocated", () => {
+    const loaded = load({ ...SMALL_KV_SPLIT, scheduler: { name: "kv_round_robin" } });
+    const { summary } = runSimulation(loaded);
+    assert.equal(summary.requests.arrived, 400);
+    assert.equal(summary.requests.completed, 400);
+    const stalls = summary.extra.memory_stalls as number;
+    const retries = summary.extra.kv_transfer_retries as number;
+    assert.ok(stalls > 0, "prefills waited for KV memory");
+    assert.ok(retries > 0, "KV shipments waited for room at the decode instance");
+    const { sim } = simulate(loaded);
+    assertNoOom(sim, "kv_round_robin");
+    assertDrained(sim, "kv_round_robin");
+    assert.ok(
+      sim.cluster.instances.some((instance) => instance.peakMemory / instance.maxMemory > 0.99),
+      "the KV cache was actually full",
+    );
+  });
+
+  void it("decodes preempted by prefills under load still all complete", () => {
+    const loaded = load({ ...COLOCATED, scheduler: { name: "token_jsq" }, workload: generator(14, 600, 2) });
+    const { summary } = runSimulation(loaded);
+    assert.equal(summary.requests.completed, 600);
+    assert.ok(summary.preemptions > 0, "the token budget preempted running decodes");
+    const { sim } = simulate(loaded);
+    assertNoOom(sim, "token_jsq under load");
+    assertDrained(sim, "token_jsq under load");
+  });
+
+  void it(
+    "co-located instances whose KV cache fills with prefilled requests still finish every request",
+    {
+      todo:
+        "BUG: memory deadlock. Prefills are admitted (pass 2) while their decode reservation (output-1 tokens) " +
+        "is not, until the cache holds only prefilled requests none of whose decodes fit; the batch empties, " +
+        "no event is left and the run ends with 65 of 300 requests never finished, memory_stalls 0",
+    },
+    () => {
+      const loaded = load({
+        ...SMALL_KV,
+        cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
+        start_state: { type: "baseline", instance: { tensor_parallelism: 2 } },
+        scheduler: { name: "token_jsq" },
+        workload: {
+          type: "generator",
+          seed: 3,
+          arrival: { process: "poisson", rate_per_s: 10 },
+          lengths: {
+            prompt: { dist: "uniform", min: 100, max: 2000 },
+            output: { dist: "uniform", min: 20, max: 800 },
+          },
+          num_requests: 300,
+        },
+      });
+      const { sim } = simulate(loaded);
+      assert.equal(sim.completed, sim.arrived, `${sim.arrived - sim.completed} requests never finished`);
+      assertDrained(sim, "token_jsq, small KV");
+    },
+  );
+
+  void it(
+    "mixed_pool under KV pressure terminates with every request finished",
+    {
+      todo:
+        "BUG: the same memory deadlock on the instances mixed_pool borrows (co-located work fills their KV " +
+        "cache with prefilled requests): 143 of 400 requests finish and the run ends with no event left; with " +
+        "compat.kv_memory_polling (upstream) the waiting KV shipments poll forever, so without end_time_s it never ends",
+    },
+    () => {
+      const loaded = load({ ...SMALL_KV_SPLIT, scheduler: { name: "mixed_pool" }, end_time_s: 5000 });
+      const { summary } = runSimulation(loaded);
+      assert.equal(summary.requests.completed, summary.requests.arrived);
+    },
+  );
+
+  void it(
+    "a request larger than any instance's KV cache does not block the requests behind it",
+    {
+      todo:
+        "BUG: head-of-line wedge. A 100,000-token prompt never fits bloom-176b's 89,234-token cache and is never " +
+        "refused; batch-selection passes 2 and 5 break at it, so later requests on that instance start only after " +
+        "being skipped max_preemptions times, which needs further arrivals: at the end of a trace they wait " +
+        "forever (0 of 3 complete, exit 0)",
+    },
+    () => {
+      const path = join(scratch, "oversized.csv");
+      writeFileSync(
+        path,
+        "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+          "0,2,0,1.0,1,100000,4\n1,2,0,1.5,1,100,4\n2,2,0,2.5,1,100,4\n",
+      );
+      const loaded = load({
+        ...COLOCATED,
+        cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
+        scheduler: { name: "token_jsq" },
+        workload: { type: "trace", path, format: "splitwise" },
+      });
+      const ids: number[] = [];
+      runSimulation(loaded, { onRecord: (record) => ids.push(record.id) });
+      assert.deepEqual(ids.sort(), [1, 2]);
+    },
+  );
+
+  void it(
+    "time never runs backwards (llama2-70b TP2, 40,000-token prompt)",
+    {
+      todo:
+        "BUG: the db model extrapolates llama2-70b TP2's falling 32768-token knot to a negative prefill " +
+        "time (-0.539 s), so TTFT and E2E come out negative and the clock moves backwards",
+    },
+    () => {
+      const path = join(scratch, "long-prompt.csv");
+      writeFileSync(
+        path,
+        "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+          "0,2,0,1.0,1,40000,4\n1,2,0,1.5,1,100,4\n",
+      );
+      const loaded = load({
+        model: "llama2-70b",
+        cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
+        start_state: { type: "baseline", instance: { tensor_parallelism: 2 } },
+        scheduler: { name: "round_robin" },
+        workload: { type: "trace", path, format: "splitwise" },
+      });
+      const records: { ttft: number; e2e: number }[] = [];
+      const { summary } = runSimulation(loaded, {
+        onRecord: (r) => records.push({ ttft: r.ttft_s, e2e: r.e2e_s }),
+      });
+      for (const r of records) assert.ok(r.ttft > 0 && r.e2e >= r.ttft, `TTFT ${r.ttft}, E2E ${r.e2e}`);
+      assert.ok((summary.instance_utilization ?? 0) >= 0);
+    },
+  );
+});
+
+void describe("instances", () => {
+  void it("every instance of the start state gets work under round robin and stays within memory", () => {
+    const loaded = load({ ...COLOCATED, scheduler: { name: "round_robin" }, workload: generator(5, 60) });
+    const { sim } = simulate(loaded);
+    const instances: readonly Instance[] = sim.cluster.instances;
+    assert.equal(instances.length, 3);
+    for (const instance of instances) {
+      assert.ok(instance.busyTime > 0, `${instance.label} never ran`);
+      assert.ok(instance.iterations > 0);
+    }
+    assertNoOom(sim, "round_robin");
+  });
+});
