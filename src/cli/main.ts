@@ -6,6 +6,7 @@ import { registerPresetsCommand } from "./presets.ts";
 import { registerCompareCommand } from "./compare.ts";
 import { registerPoliciesCommand } from "./policies.ts";
 import { registerSimulateCommand } from "./simulate.ts";
+import { registerTrainCommand } from "./train.ts";
 
 /** Exit codes: 0 success, 2 usage error (bad flags, config, input files), 3 run failure. */
 export const EXIT_USAGE = 2;
@@ -25,6 +26,7 @@ registerCompareCommand(program);
 registerPresetsCommand(program);
 registerPoliciesCommand(program);
 registerPerfCommand(program);
+registerTrainCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -13,6 +13,7 @@ import {
   startStateSchema,
 } from "./schema.ts";
 import { applicationsSchema, autoscalingSchema } from "./autoscaling-schema.ts";
+import { rlSchema } from "./rl-schema.ts";
 import { workloadSchema } from "./workload-schema.ts";
 
 export const simulationConfigSchema = z.strictObject({
@@ -36,6 +37,8 @@ export const simulationConfigSchema = z.strictObject({
   end_time_s: z.number().positive().optional(),
   /** Poll interval of a KV shipment that waits for memory at its destination (upstream 1 s). */
   kv_retry_delay_s: z.number().positive().default(1),
+  /** RL training settings for `splitscale train` (environment, reward, PPO); ignored by `simulate`. */
+  rl: rlSchema.optional(),
 });
 
 export type SimulationConfig = z.infer<typeof simulationConfigSchema>;
@@ -107,6 +110,7 @@ function shapeAt(path: readonly PropertyKey[]): string[] | undefined {
     metrics: Object.keys(metricsSchema.shape),
     compat: Object.keys(compatSchema.shape),
     autoscaling: Object.keys(autoscalingSchema.shape),
+    rl: Object.keys(rlSchema.shape),
     start_state: ["type", "split", "prompt", "token", "instance"],
   };
   if (path.length === 1) return known[first];
@@ -168,7 +172,13 @@ export function applyOverrides(
     if (equals <= 0) throw new UsageError(`--set expects key=value, got "${override}"`);
     const keyPath = override.slice(0, equals).split(".");
     const valueText = override.slice(equals + 1);
-    const value: unknown = parseDocument(valueText).toJS();
+    const document = parseDocument(valueText);
+    if (document.errors.length > 0) {
+      throw new UsageError(
+        `--set ${override}: the value is not valid YAML: ${document.errors[0]!.message.split("\n")[0]}`,
+      );
+    }
+    const value: unknown = document.toJS();
     let target: Record<string, unknown> = raw;
     keyPath.forEach((key, index) => {
       if (index === keyPath.length - 1) {

@@ -8,6 +8,7 @@ import {
 } from "./everai.ts";
 import { createHpaPolicy, hpaConfigSchema } from "./hpa.ts";
 import { createKpaPolicy, kpaConfigSchema } from "./kpa.ts";
+import { rlPolicyEntry } from "../rl/policy.ts";
 import { loadKthenaPolicyText } from "./kthena/config.ts";
 import { createKthenaFromPolicyConfig, createKthenaPolicy } from "./kthena/policy.ts";
 import { SEED_003_SMART_SCALING } from "./kthena/seed-example.ts";
@@ -79,3 +80,4 @@ registerPolicy({
     "Knative KPA: concurrency (or RPS) over stable and panic windows, panic mode, scale-up/down rate limits, scale to zero",
   create: fromSchema(kpaConfigSchema, createKpaPolicy),
 });
+registerPolicy(rlPolicyEntry);

@@ -4,13 +4,15 @@ import { z } from "zod";
 import { UsageError } from "../errors.ts";
 import { createKthenaPolicy } from "./kthena/policy.ts";
 import { loadKthenaPolicyText } from "./kthena/config.ts";
+import { isRlPolicyFile } from "../rl/checkpoint.ts";
 import { findPolicy, type PolicyContext } from "./registry.ts";
 import type { Policy } from "./types.ts";
 
 /**
  * A policy file is either splitscale's own YAML (`policy: NAME` plus `policy_config: {...}`), or
  * Kubernetes-style MatrixInfer/Kthena objects (`apiVersion` + `kind: AutoscalingPolicy[Binding]`,
- * one or several documents, exactly as written for the cluster). The kind is told from the content.
+ * one or several documents, exactly as written for the cluster), or an RL policy trained by
+ * `splitscale train` (JSON with `format: splitscale-rl/1`). The kind is told from the content.
  */
 const ownFileSchema = z.strictObject({
   policy: z.string(),
@@ -29,6 +31,18 @@ export function loadPolicyFile(path: string, context: PolicyContext): Policy {
 }
 
 export function policyFromText(text: string, path: string, context: PolicyContext): Policy {
+  // An RL policy (`splitscale train`'s policy.json) is JSON with a `format` key; JSON.parse is also
+  // much faster than the YAML parser on its long weight arrays.
+  if (text.trimStart().startsWith("{")) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined; // YAML flow mapping, or broken: the YAML path reports it
+    }
+    if (isRlPolicyFile(json))
+      return findPolicy("rl", `${path}: format`).create({ checkpoint: path }, { ...context, source: path });
+  }
   const documents = parseAllDocuments(text);
   const first = Array.isArray(documents) ? documents[0] : documents;
   const syntaxError = first?.errors[0];

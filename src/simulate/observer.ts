@@ -27,8 +27,24 @@ interface Scrape {
   readonly metrics: Map<Instance, ReplicaMetrics>;
 }
 
+/**
+ * Snapshots are immutable, so one whose histogram has not changed since the last scrape is reused:
+ * most histograms of a replica are idle between scrapes (a prefill replica never records ITL), and
+ * RL training scrapes every 2 simulated seconds for millions of steps.
+ */
+const snapshots = new WeakMap<Histogram, HistogramSnapshot>();
+
 function snapshot(histogram: Histogram): HistogramSnapshot {
-  return { le: histogram.le, cumulative: histogram.cumulative(), count: histogram.count, sum: histogram.sum };
+  const cached = snapshots.get(histogram);
+  if (cached !== undefined && cached.count === histogram.count && cached.sum === histogram.sum) return cached;
+  const fresh = {
+    le: histogram.le,
+    cumulative: histogram.cumulative(),
+    count: histogram.count,
+    sum: histogram.sum,
+  };
+  snapshots.set(histogram, fresh);
+  return fresh;
 }
 
 /**
