@@ -191,6 +191,18 @@ function simulateCommand(options: SimulateOptions): void {
   }
   process.stdout.write(`${formatSummaryTable(result.summary)}\n`);
   process.stdout.write(`\nwrote ${files.join(", ")}\n`);
+  if (result.outcome.stalled) {
+    process.stderr.write(
+      "warning: the run stopped because no request completed for 3 simulated hours after the last arrival " +
+        "(the fleet cannot serve what is left: see instances.csv and the unfinished count)\n",
+    );
+  }
+  if (result.outcome.rejected > 0) {
+    process.stderr.write(
+      `warning: ${result.outcome.rejected} requests need more KV cache (prompt + output tokens) than any instance holds and were refused ` +
+        `(first ids: ${result.outcome.rejectedExamples.join(", ")})\n`,
+    );
+  }
   if (result.summary.requests.unfinished > 0) {
     process.stderr.write(
       `note: ${result.summary.requests.unfinished} requests had not finished when the run ended (counted as SLO misses)\n`,

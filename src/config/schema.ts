@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { unknownNameMessage } from "../errors.ts";
 import { performanceModelSpecSchema } from "../model/factory.ts";
+import { SCHEDULER_NAMES } from "../serving/schedulers/registry.ts";
 
 /**
  * The simulation config (YAML). Every key has a default so an empty file runs; units are in the
@@ -36,7 +38,12 @@ export const startStateSchema = z.discriminatedUnion("type", [
 ]);
 
 export const schedulerSchema = z.strictObject({
-  name: z.string().default("mixed_pool"),
+  name: z
+    .string()
+    .default("mixed_pool")
+    .refine((name) => SCHEDULER_NAMES.includes(name), {
+      error: (issue) => unknownNameMessage("scheduler", String(issue.input), SCHEDULER_NAMES),
+    }),
   transfer_bandwidth_gbps: z.number().positive().default(200),
   prompt_max_pending_batch_tokens: z.int().positive().default(8192),
   on_saturation: z.enum(["borrow", "queue", "hold"]).default("borrow"),
@@ -82,6 +89,12 @@ export const compatSchema = z.strictObject({
   kv_private_links: z.boolean().default(false),
   /** A KV shipment waiting for memory at its destination polls every kv_retry_delay_s (upstream) instead of starting as soon as memory is freed. */
   kv_memory_polling: z.boolean().default(false),
+  /**
+   * A decode reserves its KV cache only when it starts (upstream), instead of with its prefill or KV
+   * shipment; under memory pressure an instance can then fill with prefilled requests whose decodes
+   * never fit (a deadlock).
+   */
+  kv_reserve_at_decode_start: z.boolean().default(false),
 });
 
 export const metricsSchema = z.strictObject({

@@ -128,6 +128,7 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
       tbt_divides_by_all_tokens: true,
       kv_private_links: true,
       kv_memory_polling: true,
+      kv_reserve_at_decode_start: true,
     },
   };
 }

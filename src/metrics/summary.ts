@@ -19,6 +19,8 @@ export interface RunSummaryInput {
   readonly energy_kwh?: number;
   /** Mean busy fraction over instances. */
   readonly instance_utilization?: number;
+  /** Requests refused because no instance could ever hold them. */
+  readonly rejected?: number;
   /** Fleet changes over the run (a fixed fleet reports no events). */
   readonly scaling?: ScalingSummary;
   /** Simulator events processed. */
@@ -69,6 +71,8 @@ export interface RunSummary {
     readonly completed: number;
     /** arrived − completed: still queued or running when the run ended. */
     readonly unfinished: number;
+    /** Refused because no instance could ever hold their KV cache (counted in unfinished too). */
+    readonly rejected: number;
     /** Completed requests in the latency statistics (arrived at or after `warmup_s`). */
     readonly measured: number;
     readonly warmup_s: number;
@@ -131,6 +135,7 @@ export function buildRunSummary(input: RunSummaryInput): RunSummary {
       arrived: counts.arrived,
       completed: counts.completed,
       unfinished: Math.max(0, counts.arrived - counts.completed),
+      rejected: input.rejected ?? 0,
       measured: counts.measured_completed,
       warmup_s: collector.warmup_s,
     },

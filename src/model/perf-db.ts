@@ -36,6 +36,24 @@ export class PiecewiseLinear {
   }
 }
 
+/**
+ * Upstream's interpolation, except where a table's last segment falls (llama2-70b TP2's 32768-token
+ * point is below its 16384 one) and extrapolating it would predict less time, or even negative time,
+ * for more tokens: beyond the last measured point time then grows in proportion to the tokens. Inside
+ * the measured range (and so on every upstream reference run) the result is upstream's.
+ */
+export function positiveAt(curve: PiecewiseLinear, x: number): number {
+  const xs = curve.xs;
+  const last = xs.length - 1;
+  const xLast = xs[last]!;
+  const yLast = curve.ys[last]!;
+  if (x > xLast && curve.ys[last - 1]! > yLast) return yLast * (x / xLast);
+  const y = curve.at(x);
+  if (y > 0) return y;
+  // Before the first point a steep first segment could reach zero: keep the first measured time.
+  return Math.max(curve.ys[0]!, Number.MIN_VALUE);
+}
+
 /** Median as pandas computes it: the mean of the two middle values for even counts. */
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -128,14 +146,17 @@ class DbIterationModel implements IterationTimeModel {
 
   iterationTime(shape: IterationShape): number {
     const batchTokens = shape.prefillTokens + shape.numDecode;
-    if (shape.numDecode === 0) return this.curves.prompt.at(batchTokens);
-    if (shape.numPrefill === 0) return this.curves.token.at(batchTokens);
-    return this.curves.prompt.at(batchTokens) * this.mixedFactor;
+    if (shape.numDecode === 0) return positiveAt(this.curves.prompt, batchTokens);
+    if (shape.numPrefill === 0) return positiveAt(this.curves.token, batchTokens);
+    return positiveAt(this.curves.prompt, batchTokens) * this.mixedFactor;
   }
 
   /** Upstream's SLO reference: prefill curve at the prompt size, decode curve at x = prompt size. */
   unloaded(promptTokens: number): { ttft_s: number; tbt_s: number } {
-    return { ttft_s: this.curves.prompt.at(promptTokens), tbt_s: this.curves.token.at(promptTokens) };
+    return {
+      ttft_s: positiveAt(this.curves.prompt, promptTokens),
+      tbt_s: positiveAt(this.curves.token, promptTokens),
+    };
   }
 }
 

@@ -43,12 +43,16 @@ export interface ClusterOptions {
   readonly kvCacheIgnoresGqa: boolean;
   /** Upstream gives a uniform (baseline/orca) instance all GPUs of its server whatever its TP. */
   readonly uniformUsesAllGpus: boolean;
+  /** Reserve a request's decode KV cache when its prefill starts or its KV shipment starts. */
+  readonly reserveDecodeUpFront: boolean;
 }
 
 /** Servers and the instances carved out of them; ids follow creation order as upstream. */
 export class Cluster {
   readonly servers: Server[] = [];
   readonly instances: Instance[] = [];
+  /** KV-cache tokens of the largest instance created so far (a request needing more can never run). */
+  maxKvTokens = 0;
   private nextServerId = 0;
   private nextInstanceId = 0;
 
@@ -109,8 +113,11 @@ export class Cluster {
       template.tensorParallelism,
       this.host,
     );
+    instance.reserveDecodeUpFront = this.options.reserveDecodeUpFront;
     server.instances.push(instance);
     this.instances.push(instance);
+    const kvTokens = Math.floor((maxMemory - this.model.weights_bytes) / instance.kvBytesPerToken);
+    if (kvTokens > this.maxKvTokens) this.maxKvTokens = kvTokens;
     return instance;
   }
 

@@ -67,6 +67,8 @@ export class Instance implements EventTarget {
   /** Last time a task completed here (or the creation time). */
   lastServedAt: number;
   readonly engineMetrics = new EngineMetrics();
+  /** Reserve a request's decode KV cache with its prefill or shipment (default) instead of at decode start (upstream). */
+  reserveDecodeUpFront = false;
   /** Bytes of weights plus KV cache currently allocated. */
   memory: number;
   peakMemory: number;
@@ -429,6 +431,12 @@ export class Instance implements EventTarget {
       if (candidates.length > 1) this.sortByRequestOrder(candidates);
     }
     const pass5 = pass4Stopped || candidates.length > 0;
+    // Upstream stops at the first request whose memory does not fit. When decode caches are reserved
+    // up front, decodes that already hold their cache may still pass it (they need no memory), or
+    // they could wait forever behind a prefill that waits for their memory (a deadlock); new
+    // admissions stay first-come-first-served.
+    const overtake = this.reserveDecodeUpFront;
+    let memoryFull = false;
     if (pass4Stopped) {
       for (const task of selected) task.request.selectionEpoch = epoch;
       for (const request of this.pendingRequests) {
@@ -438,7 +446,12 @@ export class Instance implements EventTarget {
         if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
         if (task.state !== TaskState.Blocked) {
           const needed = task.memoryOn(this);
-          if (needed + memory > maxMemory) break;
+          if (needed + memory > maxMemory) {
+            if (!overtake) break;
+            memoryFull = true;
+            continue;
+          }
+          if (memoryFull && needed > 0) continue;
           memory += needed;
         }
         selected.push(task);
@@ -451,7 +464,12 @@ export class Instance implements EventTarget {
         if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
         if (task.state !== TaskState.Blocked) {
           const needed = task.memoryOn(this);
-          if (needed + memory > maxMemory) break;
+          if (needed + memory > maxMemory) {
+            if (!overtake) break;
+            memoryFull = true;
+            continue;
+          }
+          if (memoryFull && needed > 0) continue;
           memory += needed;
         }
         selected.push(task);
@@ -580,6 +598,7 @@ export class Instance implements EventTarget {
     const bytes = task.memoryOn(this);
     this.allocMemory(bytes);
     task.request.memory += bytes;
+    if (task.isPrompt && task.chained !== null && this.reserveDecodeUpFront) task.chained.reserved = true;
   }
 
   private preemptTask(task: Task): void {

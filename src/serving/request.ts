@@ -45,9 +45,22 @@ export class Task {
     this.promptTokens = request.promptTokens;
   }
 
-  /** KV-cache bytes this task allocates when it first runs on `instance`. */
+  /** True when this decode task's KV cache was reserved before it started (with its prefill or its shipment). */
+  reserved = false;
+
+  /**
+   * KV-cache bytes this task allocates when it first runs on `instance`. With
+   * `instance.reserveDecodeUpFront`, a prefill whose decode runs on the same instance also reserves
+   * the decode's cache, so an instance can never fill up with prefilled requests none of whose
+   * decodes fit (a deadlock upstream allows).
+   */
   memoryOn(instance: Instance): number {
-    return (this.isPrompt ? this.size + 1 : this.size) * instance.kvBytesPerToken;
+    const kv = instance.kvBytesPerToken;
+    if (this.isPrompt) {
+      const own = (this.size + 1) * kv;
+      return this.chained !== null && instance.reserveDecodeUpFront ? own + this.chained.size * kv : own;
+    }
+    return this.reserved ? 0 : this.size * kv;
   }
 
   /** Tokens this task generates in the current run of iterations (0 when it is not running). */

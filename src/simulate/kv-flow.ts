@@ -48,9 +48,15 @@ export class KvFlow implements EventTarget, NetworkFlow {
   /** Starts the shipment if the destination has room; false when it has to wait. */
   tryStart(): boolean {
     const destination = this.destination;
-    if (destination.memory + this.request.memory <= destination.maxMemory) {
+    // The decode's cache is reserved together with the shipment (unless upstream-compatible), so a
+    // decode instance cannot fill with shipped prompts none of whose decodes fit.
+    const decode = destination.reserveDecodeUpFront
+      ? this.request.token.size * destination.kvBytesPerToken
+      : 0;
+    if (destination.memory + this.request.memory + decode <= destination.maxMemory) {
       this.request.kvTransfer!.startTime = this.host.clock.now;
-      destination.allocMemory(this.request.memory);
+      destination.allocMemory(this.request.memory + decode);
+      this.reservedDecode = decode;
       this.network.start(this);
       return true;
     }
@@ -65,10 +71,16 @@ export class KvFlow implements EventTarget, NetworkFlow {
     this.tryStart();
   }
 
+  private reservedDecode = 0;
+
   transferred(): void {
     const request = this.request;
     request.kvTransfer!.completionTime = this.host.clock.now;
     this.source.freeMemory(request.memory);
+    if (this.reservedDecode > 0) {
+      request.memory += this.reservedDecode;
+      request.token.reserved = true;
+    }
     this.host.kvTransferDone(request);
     this.source.notifyFlowCompletion();
   }

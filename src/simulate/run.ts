@@ -68,7 +68,8 @@ export function configHash(loaded: LoadedConfig): string {
   return createHash("sha256").update(JSON.stringify(loaded.config)).digest("hex").slice(0, 16);
 }
 
-function sloSpecOf(loaded: LoadedConfig): SloSpec {
+/** The per-request SLO of a config (also what the RL environment rewards against). */
+export function sloSpecOf(loaded: LoadedConfig): SloSpec {
   const slo = loaded.config.slo;
   return {
     ttft_slowdown: slo.ttft_slowdown,
@@ -88,13 +89,9 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
   options.onSchedulerCreated?.(setup.scheduler);
   const source = options.source ?? openConfiguredWorkload(config, baseDir);
 
-  // Slowdowns are measured against the run's own hardware unless a reference is configured.
-  const reference = config.metrics.slo_reference ?? defaultSloReference(loaded);
-  const unloadedModel = setup.perf.forInstance(
-    reference.model,
-    reference.hardware,
-    reference.tensor_parallelism,
-  );
+  // Slowdowns are measured against the run's own hardware unless a reference is configured. Looked
+  // up once the cluster exists, so a fleet that cannot run is refused with its own reason first.
+  // Called only once requests complete, after `unloadedModel` below is set.
   const unloaded = (promptTokens: number) => unloadedModel.unloaded(promptTokens);
 
   const files: string[] = [];
@@ -133,6 +130,12 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       onRecord?.(record);
     },
   });
+  const reference = config.metrics.slo_reference ?? defaultSloReference(loaded);
+  const unloadedModel = setup.perf.forInstance(
+    reference.model,
+    reference.hardware,
+    reference.tensor_parallelism,
+  );
   let autoscaling: AttachedAutoscaling | undefined;
   if (config.autoscaling !== undefined) {
     const context = policyContextFor(
@@ -180,6 +183,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     energy_kwh: outcome.energyKwh,
     instance_utilization: utilization,
     scaling: scalingSummary(outcome, autoscaling),
+    rejected: outcome.rejected,
     events: outcome.events,
     wall_s,
     seed: config.seed,
@@ -188,6 +192,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       instances: outcome.instances.length,
       kv_transfer_retries: outcome.kvRetries,
       waiting_at_end: outcome.waitingAtEnd,
+      stalled: outcome.stalled,
       memory_stalls: outcome.instances.reduce((sum, i) => sum + i.memory_stalls, 0),
     },
   });
@@ -216,7 +221,8 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
   };
 }
 
-function defaultSloReference(loaded: LoadedConfig): {
+/** The reference instance slowdowns are measured against when `metrics.slo_reference` is unset. */
+export function defaultSloReference(loaded: LoadedConfig): {
   model: string;
   hardware: string;
   tensor_parallelism: number;

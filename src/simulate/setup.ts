@@ -94,6 +94,7 @@ export function buildSetup(config: SimulationConfig, baseDir: string, random: ()
     scheduler,
     cluster: {
       kvCacheIgnoresGqa: config.compat.kv_cache_ignores_gqa,
+      reserveDecodeUpFront: !config.compat.kv_reserve_at_decode_start,
       uniformUsesAllGpus: config.compat.uniform_uses_all_gpus,
     },
     kvRetryDelay_s: config.kv_retry_delay_s,

@@ -61,6 +61,11 @@ export interface SimulationOutcome {
   readonly energyKwh: number;
   readonly kvRetries: number;
   readonly waitingAtEnd: number;
+  /** Requests refused because no instance could hold their KV cache. */
+  readonly rejected: number;
+  /** The run was stopped because nothing could complete any more. */
+  readonly stalled: boolean;
+  readonly rejectedExamples: readonly number[];
 }
 
 const ARRIVAL = 0;
@@ -81,6 +86,9 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   private waitingHead = 0;
   arrived = 0;
   completed = 0;
+  /** Requests refused because no instance could ever hold their KV cache (ids of the first few). */
+  rejected = 0;
+  readonly rejectedExamples: number[] = [];
   /** Cumulative traffic counters (what a gateway in front of the fleet can count). */
   arrivedPromptTokens = 0;
   completedOutputTokens = 0;
@@ -124,20 +132,43 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
 
   /** Every request of the workload arrived and completed (periodic timers alone do not keep a run going). */
   get finished(): boolean {
-    return this.sourceExhausted && this.completed === this.arrived;
+    return this.sourceExhausted && this.completed + this.rejected === this.arrived;
   }
 
   /** Runs until the workload is exhausted and every request finished, or `until_s`. */
   run(until_s = this.setup.endTime_s): void {
-    const clock = this.clock;
-    while (!this.finished && clock.step(until_s));
+    while (this.runSome(65_536, until_s));
   }
 
   /** Advances by at most `maxEvents` events; returns false when the run is over. */
   runSome(maxEvents: number, until_s = this.setup.endTime_s): boolean {
     const clock = this.clock;
     for (let i = 0; i < maxEvents; i++) if (this.finished || !clock.step(until_s)) return false;
-    return true;
+    return !this.checkStall();
+  }
+
+  /** Simulated seconds without a completion, after the last arrival, before a run is declared stalled. */
+  stallTimeout_s = 3 * 3600;
+  /** True when the run was stopped because nothing could complete any more (see `checkStall`). */
+  stalled = false;
+  private progressCompleted = -1;
+  private progressTime = 0;
+
+  /**
+   * Guards against runs that cannot end: once every request has arrived, if nothing completes for
+   * `stallTimeout_s` of simulated time while timers keep firing (an upstream-compatible KV shipment
+   * polling a full decode instance forever, an autoscaler ticking over a fleet that cannot serve),
+   * the run stops and reports what is left unfinished.
+   */
+  private checkStall(): boolean {
+    const now = this.clock.now;
+    if (this.completed !== this.progressCompleted) {
+      this.progressCompleted = this.completed;
+      this.progressTime = now;
+      return false;
+    }
+    if (this.sourceExhausted && now - this.progressTime > this.stallTimeout_s) this.stalled = true;
+    return this.stalled;
   }
 
   private scheduleNextArrival(): void {
@@ -170,6 +201,14 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     this.arrivedPromptTokens += request.promptTokens;
     this.observer.requestArrived?.(request);
     this.scheduleNextArrival();
+    // A request whose KV cache (prompt + output tokens) exceeds every instance can never run: it is
+    // refused and counted, instead of waiting forever at the head of a queue.
+    const capacity = this.cluster.maxKvTokens;
+    if (capacity > 0 && request.promptTokens + request.outputTokens > capacity) {
+      this.rejected++;
+      if (this.rejectedExamples.length < 5) this.rejectedExamples.push(request.id);
+      return;
+    }
     if (this.waitingCount > 0) this.enqueue(request);
     else if (!this.dispatch(request)) this.enqueue(request);
   }
@@ -397,6 +436,9 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       energyKwh: energyJoules / 3.6e6,
       kvRetries,
       waitingAtEnd: this.waitingCount,
+      rejected: this.rejected,
+      stalled: this.stalled,
+      rejectedExamples: [...this.rejectedExamples],
     };
   }
 

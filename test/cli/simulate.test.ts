@@ -173,19 +173,11 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.match(result.stderr, /cannot run this configuration/);
   });
 
-  void it(
-    "says why a model does not fit: its weights exceed the instance's GPU memory",
-    {
-      todo:
-        "the performance-model lookup (no bloom-176b TP2 rows) fails before Cluster.addInstance's fit check, " +
-        "so the reason given is the missing table row, not 329 GB of weights on 160 GiB",
-    },
-    async () => {
-      const result = await runNoFit();
-      assert.equal(result.code, EXIT_FAILURE);
-      assert.match(result.stderr, /weights/);
-    },
-  );
+  void it("says why a model does not fit: its weights exceed the instance's GPU memory", async () => {
+    const result = await runNoFit();
+    assert.equal(result.code, EXIT_FAILURE);
+    assert.match(result.stderr, /weights/);
+  });
 
   void it("refuses more Splitwise instances than servers (exit 3)", async () => {
     const result = await cli(
@@ -224,27 +216,19 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.match(needsTrace.stderr, /--splitwise-config needs --trace/);
   });
 
-  void it(
-    "treats an unknown scheduler name as a bad config value (exit 2, naming the file)",
-    {
-      todo:
-        "createScheduler throws ConfigError, so a typo in scheduler.name exits 3 ('cannot run this " +
-        "configuration') without the config file, unlike other bad values which exit 2",
-    },
-    async () => {
-      const result = await cli(
-        "simulate",
-        "--preset",
-        "azure-conv-baseline-h100",
-        "--set",
-        "scheduler.name=tokn_jsq",
-        ...SMALL,
-      );
-      assert.equal(result.code, EXIT_USAGE);
-      assert.match(result.stderr, /did you mean "token_jsq"/i);
-      assert.match(result.stderr, /azure-conv-baseline-h100\.yaml/);
-    },
-  );
+  void it("treats an unknown scheduler name as a bad config value (exit 2, naming the file)", async () => {
+    const result = await cli(
+      "simulate",
+      "--preset",
+      "azure-conv-baseline-h100",
+      "--set",
+      "scheduler.name=tokn_jsq",
+      ...SMALL,
+    );
+    assert.equal(result.code, EXIT_USAGE);
+    assert.match(result.stderr, /did you mean "token_jsq"/i);
+    assert.match(result.stderr, /azure-conv-baseline-h100\.yaml/);
+  });
 
   void it("--json prints the summary; --out gets summary.json, a one-row summary.csv and requests.csv", async () => {
     const out = join(scratch, "run");

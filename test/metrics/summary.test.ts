@@ -38,7 +38,14 @@ function sampleSummary(): RunSummary {
 
 void test("summary counts, throughput and SLO", () => {
   const summary = sampleSummary();
-  assert.deepEqual(summary.requests, { arrived: 5, completed: 4, unfinished: 1, measured: 4, warmup_s: 0 });
+  assert.deepEqual(summary.requests, {
+    arrived: 5,
+    completed: 4,
+    unfinished: 1,
+    rejected: 0,
+    measured: 4,
+    warmup_s: 0,
+  });
   assert.equal(summary.ttft_s.max, 0.4);
   assert.equal(summary.throughput.requests_per_s, 0.4);
   assert.equal(summary.throughput.output_tokens_per_s, 2);

@@ -139,34 +139,22 @@ void describe("db performance model", () => {
     assert.ok(Math.abs(at24k - (at16k + at32k) / 2) < 1e-12);
   });
 
-  void it(
-    "never predicts a non-positive iteration time for a batch an instance can hold",
-    {
-      todo:
-        "BUG: llama2-70b TP2 extrapolates past its falling 32768-token knot to negative prefill times " +
-        "(h100 B=40000 -> -0.539 s; zero near B=35,700), and DbIterationModel returns them unchecked " +
-        "(upstream asserts > 0); a 40k-token prompt fits a TP2 instance's KV cache, so the clock runs backwards",
-    },
-    () => {
-      const catalog = loadCatalog();
-      for (const row of ROWS) {
-        const model = perf.forInstance(row.model, row.hardware, row.tp);
-        const spec = catalog.models.get(row.model)!;
-        const processor = catalog.processors.get(row.hardware)!;
-        const kvCapacity = Math.floor(
-          (processor.memory_bytes * row.tp - spec.weights_bytes) / kvBytesPerToken(spec, false),
-        );
-        for (let tokens = 1; tokens <= kvCapacity; tokens += 97) {
-          const seconds = prefill(model, tokens);
-          assert.ok(
-            seconds > 0,
-            `${row.model}/${row.hardware}/TP${row.tp} prefill of ${tokens}: ${seconds} s`,
-          );
-        }
-        for (let tasks = 1; tasks <= 512; tasks++) assert.ok(decode(model, tasks) > 0);
+  void it("never predicts a non-positive iteration time for a batch an instance can hold", () => {
+    const catalog = loadCatalog();
+    for (const row of ROWS) {
+      const model = perf.forInstance(row.model, row.hardware, row.tp);
+      const spec = catalog.models.get(row.model)!;
+      const processor = catalog.processors.get(row.hardware)!;
+      const kvCapacity = Math.floor(
+        (processor.memory_bytes * row.tp - spec.weights_bytes) / kvBytesPerToken(spec, false),
+      );
+      for (let tokens = 1; tokens <= kvCapacity; tokens += 97) {
+        const seconds = prefill(model, tokens);
+        assert.ok(seconds > 0, `${row.model}/${row.hardware}/TP${row.tp} prefill of ${tokens}: ${seconds} s`);
       }
-    },
-  );
+      for (let tasks = 1; tasks <= 512; tasks++) assert.ok(decode(model, tasks) > 0);
+    }
+  });
 
   void it("costs a mixed batch 1.1x the prefill curve at prompt tokens + decode tasks", () => {
     const bloomH100 = perf.forInstance("bloom-176b", "h100-80gb", 8);

@@ -421,109 +421,84 @@ void describe("KV-cache memory pressure", () => {
     assertDrained(sim, "token_jsq under load");
   });
 
-  void it(
-    "co-located instances whose KV cache fills with prefilled requests still finish every request",
-    {
-      todo:
-        "BUG: memory deadlock. Prefills are admitted (pass 2) while their decode reservation (output-1 tokens) " +
-        "is not, until the cache holds only prefilled requests none of whose decodes fit; the batch empties, " +
-        "no event is left and the run ends with 65 of 300 requests never finished, memory_stalls 0",
-    },
-    () => {
-      const loaded = load({
-        ...SMALL_KV,
-        cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
-        start_state: { type: "baseline", instance: { tensor_parallelism: 2 } },
-        scheduler: { name: "token_jsq" },
-        workload: {
-          type: "generator",
-          seed: 3,
-          arrival: { process: "poisson", rate_per_s: 10 },
-          lengths: {
-            prompt: { dist: "uniform", min: 100, max: 2000 },
-            output: { dist: "uniform", min: 20, max: 800 },
-          },
-          num_requests: 300,
+  void it("co-located instances whose KV cache fills with prefilled requests still finish every request", () => {
+    const loaded = load({
+      ...SMALL_KV,
+      cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
+      start_state: { type: "baseline", instance: { tensor_parallelism: 2 } },
+      scheduler: { name: "token_jsq" },
+      workload: {
+        type: "generator",
+        seed: 3,
+        arrival: { process: "poisson", rate_per_s: 10 },
+        lengths: {
+          prompt: { dist: "uniform", min: 100, max: 2000 },
+          output: { dist: "uniform", min: 20, max: 800 },
         },
-      });
-      const { sim } = simulate(loaded);
-      assert.equal(sim.completed, sim.arrived, `${sim.arrived - sim.completed} requests never finished`);
-      assertDrained(sim, "token_jsq, small KV");
-    },
-  );
+        num_requests: 300,
+      },
+    });
+    const { sim } = simulate(loaded);
+    assert.equal(sim.completed, sim.arrived, `${sim.arrived - sim.completed} requests never finished`);
+    assertDrained(sim, "token_jsq, small KV");
+  });
 
-  void it(
-    "mixed_pool under KV pressure terminates with every request finished",
-    {
-      todo:
-        "BUG: the same memory deadlock on the instances mixed_pool borrows (co-located work fills their KV " +
-        "cache with prefilled requests): 143 of 400 requests finish and the run ends with no event left; with " +
-        "compat.kv_memory_polling (upstream) the waiting KV shipments poll forever, so without end_time_s it never ends",
-    },
-    () => {
-      const loaded = load({ ...SMALL_KV_SPLIT, scheduler: { name: "mixed_pool" }, end_time_s: 5000 });
-      const { summary } = runSimulation(loaded);
-      assert.equal(summary.requests.completed, summary.requests.arrived);
-    },
-  );
+  void it("mixed_pool under KV pressure terminates with every request finished", () => {
+    const loaded = load({ ...SMALL_KV_SPLIT, scheduler: { name: "mixed_pool" }, end_time_s: 5000 });
+    const { summary } = runSimulation(loaded);
+    assert.equal(summary.requests.completed, summary.requests.arrived);
+  });
 
-  void it(
-    "a request larger than any instance's KV cache does not block the requests behind it",
-    {
-      todo:
-        "BUG: head-of-line wedge. A 100,000-token prompt never fits bloom-176b's 89,234-token cache and is never " +
-        "refused; batch-selection passes 2 and 5 break at it, so later requests on that instance start only after " +
-        "being skipped max_preemptions times, which needs further arrivals: at the end of a trace they wait " +
-        "forever (0 of 3 complete, exit 0)",
-    },
-    () => {
-      const path = join(scratch, "oversized.csv");
-      writeFileSync(
-        path,
-        "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
-          "0,2,0,1.0,1,100000,4\n1,2,0,1.5,1,100,4\n2,2,0,2.5,1,100,4\n",
-      );
-      const loaded = load({
-        ...COLOCATED,
-        cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
-        scheduler: { name: "token_jsq" },
-        workload: { type: "trace", path, format: "splitwise" },
-      });
-      const ids: number[] = [];
-      runSimulation(loaded, { onRecord: (record) => ids.push(record.id) });
-      assert.deepEqual(ids.sort(), [1, 2]);
-    },
-  );
+  void it("an upstream-compatible run that can never finish stops and reports what is left", () => {
+    const loaded = load({
+      ...SMALL_KV_SPLIT,
+      scheduler: { name: "mixed_pool" },
+      compat: { kv_cache_ignores_gqa: true, kv_memory_polling: true, kv_reserve_at_decode_start: true },
+    });
+    const { summary, outcome } = runSimulation(loaded);
+    assert.equal(summary.requests.arrived, summary.requests.completed + summary.requests.unfinished);
+    if (summary.requests.unfinished > 0) assert.equal(outcome.stalled, true);
+  });
 
-  void it(
-    "time never runs backwards (llama2-70b TP2, 40,000-token prompt)",
-    {
-      todo:
-        "BUG: the db model extrapolates llama2-70b TP2's falling 32768-token knot to a negative prefill " +
-        "time (-0.539 s), so TTFT and E2E come out negative and the clock moves backwards",
-    },
-    () => {
-      const path = join(scratch, "long-prompt.csv");
-      writeFileSync(
-        path,
-        "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
-          "0,2,0,1.0,1,40000,4\n1,2,0,1.5,1,100,4\n",
-      );
-      const loaded = load({
-        model: "llama2-70b",
-        cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
-        start_state: { type: "baseline", instance: { tensor_parallelism: 2 } },
-        scheduler: { name: "round_robin" },
-        workload: { type: "trace", path, format: "splitwise" },
-      });
-      const records: { ttft: number; e2e: number }[] = [];
-      const { summary } = runSimulation(loaded, {
-        onRecord: (r) => records.push({ ttft: r.ttft_s, e2e: r.e2e_s }),
-      });
-      for (const r of records) assert.ok(r.ttft > 0 && r.e2e >= r.ttft, `TTFT ${r.ttft}, E2E ${r.e2e}`);
-      assert.ok((summary.instance_utilization ?? 0) >= 0);
-    },
-  );
+  void it("a request larger than any instance's KV cache does not block the requests behind it", () => {
+    const path = join(scratch, "oversized.csv");
+    writeFileSync(
+      path,
+      "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+        "0,2,0,1.0,1,100000,4\n1,2,0,1.5,1,100,4\n2,2,0,2.5,1,100,4\n",
+    );
+    const loaded = load({
+      ...COLOCATED,
+      cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
+      scheduler: { name: "token_jsq" },
+      workload: { type: "trace", path, format: "splitwise" },
+    });
+    const ids: number[] = [];
+    runSimulation(loaded, { onRecord: (record) => ids.push(record.id) });
+    assert.deepEqual(ids.sort(), [1, 2]);
+  });
+
+  void it("time never runs backwards (llama2-70b TP2, 40,000-token prompt)", () => {
+    const path = join(scratch, "long-prompt.csv");
+    writeFileSync(
+      path,
+      "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+        "0,2,0,1.0,1,40000,4\n1,2,0,1.5,1,100,4\n",
+    );
+    const loaded = load({
+      model: "llama2-70b",
+      cluster: { servers: [{ sku: "dgx-h100", count: 1 }] },
+      start_state: { type: "baseline", instance: { tensor_parallelism: 2 } },
+      scheduler: { name: "round_robin" },
+      workload: { type: "trace", path, format: "splitwise" },
+    });
+    const records: { ttft: number; e2e: number }[] = [];
+    const { summary } = runSimulation(loaded, {
+      onRecord: (r) => records.push({ ttft: r.ttft_s, e2e: r.e2e_s }),
+    });
+    for (const r of records) assert.ok(r.ttft > 0 && r.e2e >= r.ttft, `TTFT ${r.ttft}, E2E ${r.e2e}`);
+    assert.ok((summary.instance_utilization ?? 0) >= 0);
+  });
 });
 
 void describe("instances", () => {
