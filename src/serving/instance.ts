@@ -2,6 +2,7 @@ import type { Clock, EventTarget } from "../core/clock.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationTimeModel } from "../model/performance.ts";
 import { EngineMetrics } from "./engine-metrics.ts";
+import { FinishHeap } from "./finish-heap.ts";
 import { TaskState, type SimRequest, type Task } from "./request.ts";
 
 export type InstanceRole = "prompt" | "token" | null;
@@ -77,9 +78,23 @@ export class Instance implements EventTarget {
   schedPendingTokens = 0;
   schedTag: "mixed" | null = null;
 
-  readonly batch: Task[] = [];
+  /**
+   * The running batch in order. Tasks that left it stay in their slot (with `inBatch` false) until
+   * the next compaction, so a finishing task costs nothing here; `batchCount` is the live size.
+   */
+  private readonly slots: Task[] = [];
+  batchCount = 0;
   promptTasksInBatch = 0;
   tokenTasksInBatch = 0;
+  /** Decode steps this instance has run (every task in a run generates that many tokens). */
+  decodeSteps = 0;
+  private readonly finishing = new FinishHeap();
+  private readonly promptsInBatch: Task[] = [];
+  private nextBatchSeq = 0;
+  /** Running sums over the batch, so an iteration is costed without walking it. */
+  private batchPromptTokens = 0;
+  private decodePromptTokens = 0;
+  private decodeGeneratedOffset = 0;
   readonly pendingQueue: Task[] = [];
   readonly pendingPromptQueue: Task[] = [];
   readonly blockedQueue: Task[] = [];
@@ -130,9 +145,26 @@ export class Instance implements EventTarget {
     this.lastServedAt = this.createdAt;
   }
 
+  /** The running batch in order (compacted on read; for observers and tests). */
+  get batch(): readonly Task[] {
+    this.compactBatch();
+    return this.slots;
+  }
+
+  private compactBatch(): void {
+    const slots = this.slots;
+    if (slots.length === this.batchCount) return;
+    let kept = 0;
+    for (let i = 0; i < slots.length; i++) {
+      const task = slots[i]!;
+      if (task.inBatch) slots[kept++] = task;
+    }
+    slots.length = kept;
+  }
+
   /** Busy seconds up to `now`, counting the batch that is running at `now`. */
   busyTimeAt(now: number): number {
-    return this.batch.length > 0 ? this.busyTime + (now - this.runTimestamp) : this.busyTime;
+    return this.batchCount > 0 ? this.busyTime + (now - this.runTimestamp) : this.busyTime;
   }
 
   /** KV-cache bytes in use as a fraction of what is left after the weights. */
@@ -146,7 +178,7 @@ export class Instance implements EventTarget {
   }
 
   get isIdle(): boolean {
-    return this.batch.length === 0 && this.pendingQueue.length === 0 && this.blockedQueue.length === 0;
+    return this.batchCount === 0 && this.pendingQueue.length === 0 && this.blockedQueue.length === 0;
   }
 
   allocMemory(bytes: number): void {
@@ -170,7 +202,7 @@ export class Instance implements EventTarget {
     this.addToPool(task);
     this.addPendingTask(task, false);
 
-    if (this.batch.length === 0) {
+    if (this.batchCount === 0) {
       if (this.memory + task.memoryOn(this) > this.maxMemory) {
         this.memoryStalls++;
         return;
@@ -180,16 +212,16 @@ export class Instance implements EventTarget {
     }
     const { maxBatchSize, maxBatchTokens, kind } = this.batching;
     if (kind === "orca") {
-      if (this.batch.length < maxBatchSize && this.batchTokens <= maxBatchTokens) this.pauseIteration();
+      if (this.batchCount < maxBatchSize && this.batchTokens <= maxBatchTokens) this.pauseIteration();
       return;
     }
-    if (this.batch.length < maxBatchSize && this.batchTokens + task.tokensPerIteration <= maxBatchTokens) {
+    if (this.batchCount < maxBatchSize && this.batchTokens + task.tokensPerIteration <= maxBatchTokens) {
       this.pauseIteration();
       return;
     }
     if (task.isPrompt) {
       const batchPromptTokens = this.batchTokens - this.tokenTasksInBatch;
-      if (this.promptTasksInBatch < this.batch.length && batchPromptTokens + task.size <= maxBatchTokens) {
+      if (this.promptTasksInBatch < this.batchCount && batchPromptTokens + task.size <= maxBatchTokens) {
         this.pauseIteration();
       }
     }
@@ -199,7 +231,7 @@ export class Instance implements EventTarget {
   notifyFlowCompletion(): void {
     const head = this.pendingQueue[0];
     if (head === undefined) return;
-    if (this.batch.length === 0) {
+    if (this.batchCount === 0) {
       if (this.memory + head.memoryOn(this) > this.maxMemory) {
         this.memoryStalls++;
         return;
@@ -207,7 +239,7 @@ export class Instance implements EventTarget {
       this.startIteration();
       return;
     }
-    if (this.batch.length < this.batching.maxBatchSize && this.batchTokens < this.batching.maxBatchTokens) {
+    if (this.batchCount < this.batching.maxBatchSize && this.batchTokens < this.batching.maxBatchTokens) {
       this.pauseIteration();
     }
   }
@@ -265,7 +297,7 @@ export class Instance implements EventTarget {
       return;
     }
     request.pooled = true;
-    request.poolTasks.length = 0;
+    if (request.poolTasks.length !== 0) request.poolTasks.length = 0;
     request.poolTasks.push(task);
     // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
     const list = this.pendingRequests;
@@ -294,22 +326,53 @@ export class Instance implements EventTarget {
   }
 
   private addToBatch(task: Task): void {
-    this.batch.push(task);
+    if (this.slots.length > 2 * this.batchCount + 16) this.compactBatch();
+    this.slots.push(task);
     task.inBatch = true;
-    if (task.isPrompt) this.promptTasksInBatch++;
-    else this.tokenTasksInBatch++;
-    if (this.batch.length === 1) this.runTimestamp = this.host.clock.now;
+    task.batchSeq = this.nextBatchSeq++;
+    task.stepsAtJoin = this.decodeSteps;
+    if (task.isPrompt) {
+      this.promptTasksInBatch++;
+      this.promptsInBatch.push(task);
+      this.batchPromptTokens += task.size;
+    } else {
+      this.tokenTasksInBatch++;
+      task.doneAt = this.decodeSteps + (task.size - task.genBase);
+      this.finishing.push(task);
+      this.decodePromptTokens += task.promptTokens;
+      this.decodeGeneratedOffset += task.genBase - task.stepsAtJoin;
+    }
+    if (++this.batchCount === 1) this.runTimestamp = this.host.clock.now;
   }
 
-  private removeFromBatch(task: Task): void {
-    removeItem(this.batch, task);
+  /** Takes a task out of the batch, freezing its generated tokens (its slot is cleared lazily). */
+  private leaveBatch(task: Task): void {
+    const generated = task.genBase + this.decodeSteps - task.stepsAtJoin;
+    if (task.isPrompt) {
+      this.promptTasksInBatch--;
+      this.batchPromptTokens -= task.size;
+    } else {
+      this.tokenTasksInBatch--;
+      this.finishing.remove(task);
+      this.decodePromptTokens -= task.promptTokens;
+      this.decodeGeneratedOffset -= task.genBase - task.stepsAtJoin;
+    }
+    task.genBase = generated;
     task.inBatch = false;
-    if (task.isPrompt) this.promptTasksInBatch--;
-    else this.tokenTasksInBatch--;
-    if (this.batch.length === 0) {
+    if (--this.batchCount === 0) {
       this.busyTime += this.host.clock.now - this.runTimestamp;
       this.runTimestamp = 0;
     }
+  }
+
+  /**
+   * A preempted task leaves the batch for good of its slot: it may join again before the next
+   * compaction, and a stale slot of the same task would then look alive twice.
+   */
+  private removeFromBatch(task: Task): void {
+    if (task.isPrompt) removeItem(this.promptsInBatch, task);
+    removeItem(this.slots, task);
+    this.leaveBatch(task);
   }
 
   // ---- batch selection --------------------------------------------------------------------------
@@ -321,7 +384,7 @@ export class Instance implements EventTarget {
   }
 
   private selectOrcaBatch(newTasks: Task[]): void {
-    let batchSize = this.batch.length;
+    let batchSize = this.batchCount;
     let memory = this.memory;
     for (const request of this.pendingRequests) {
       if (batchSize === this.batching.maxBatchSize) break;
@@ -347,11 +410,12 @@ export class Instance implements EventTarget {
     const { maxBatchSize, maxBatchTokens, maxPreemptions } = this.batching;
     const epoch = ++selectionEpoch;
     const selected = this.selectedScratch;
-    selected.length = 0;
+    if (selected.length !== 0) selected.length = 0;
     let batchTokens = 0;
     let memory = this.memory;
     const maxMemory = this.maxMemory;
     // Hot path: the five passes are written out (no closures) because this runs every iteration.
+    let batchTaskMarked = false;
 
     // 1. tasks that waited too long go first
     for (const task of this.pendingQueue) {
@@ -362,14 +426,14 @@ export class Instance implements EventTarget {
       if (request.selectionEpoch === epoch) continue;
       if (task.state === TaskState.Blocked) {
         selected.push(task);
-        markPicked(request, epoch);
+        if (markPicked(request, epoch)) batchTaskMarked = true;
         batchTokens += task.tokensPerIteration;
         continue;
       }
       const needed = task.memoryOn(this);
       if (needed + memory <= maxMemory) {
         selected.push(task);
-        markPicked(request, epoch);
+        if (markPicked(request, epoch)) batchTaskMarked = true;
         batchTokens += task.tokensPerIteration;
         memory += needed;
       }
@@ -383,7 +447,7 @@ export class Instance implements EventTarget {
       const needed = task.memoryOn(this);
       if (needed + memory > maxMemory) break;
       selected.push(task);
-      markPicked(request, epoch);
+      if (markPicked(request, epoch)) batchTaskMarked = true;
       batchTokens += task.tokensPerIteration;
       memory += needed;
     }
@@ -394,35 +458,51 @@ export class Instance implements EventTarget {
       const request = task.request;
       if (request.selectionEpoch === epoch) continue;
       selected.push(task);
-      markPicked(request, epoch);
+      if (markPicked(request, epoch)) batchTaskMarked = true;
       batchTokens += task.tokensPerIteration;
     }
     // 4. decodes already running. A batch task's request can only have been picked already through
     // another of its tasks (marked on the tasks in passes 1-3), so the task's own mark is enough and
-    // the request object is not touched (the hot loop stays in cache).
-    const batch = this.batch;
+    // the request object is not touched. When no batch task was marked and the whole batch fits the
+    // limits, every running task stays and the walk is skipped (the common case).
+    const running = this.batchCount;
+    let picked = selected.length;
     let keptFromBatch = 0;
     let pass4Stopped = false;
-    for (let i = 0; i < batch.length; i++) {
-      const task = batch[i]!;
-      if (
-        selected.length === maxBatchSize ||
-        (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens)
-      ) {
-        pass4Stopped = true;
-        break;
+    const allStay =
+      !batchTaskMarked &&
+      picked + running <= maxBatchSize &&
+      (running === 0 ||
+        (picked === 0 && running === 1) ||
+        batchTokens + this.batchPromptTokens + this.tokenTasksInBatch <= maxBatchTokens);
+    if (allStay) {
+      keptFromBatch = running;
+      picked += running;
+      batchTokens += this.batchPromptTokens + this.tokenTasksInBatch;
+    } else {
+      const batch = this.batch;
+      for (let i = 0; i < batch.length; i++) {
+        const task = batch[i]!;
+        if (
+          picked === maxBatchSize ||
+          (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens)
+        ) {
+          pass4Stopped = true;
+          break;
+        }
+        if (task.requestEpoch === epoch) continue;
+        selected.push(task);
+        picked++;
+        task.requestEpoch = epoch;
+        batchTokens += task.tokensPerIteration;
+        keptFromBatch++;
       }
-      if (task.requestEpoch === epoch) continue;
-      selected.push(task);
-      task.requestEpoch = epoch;
-      batchTokens += task.tokensPerIteration;
-      keptFromBatch++;
     }
     // 5. anything else, by request arrival: the requests not picked yet, first task first. Unless
     // pass 4 stopped early, those are exactly the waiting tasks that head their request, so only
     // they are visited (in the arrival order of the instance's request list), not every request.
     const candidates = this.candidatesScratch;
-    candidates.length = 0;
+    if (candidates.length !== 0) candidates.length = 0;
     if (!pass4Stopped) {
       for (const task of this.pendingQueue) {
         const request = task.request;
@@ -440,10 +520,10 @@ export class Instance implements EventTarget {
     if (pass4Stopped) {
       for (const task of selected) task.request.selectionEpoch = epoch;
       for (const request of this.pendingRequests) {
-        if (selected.length === maxBatchSize) break;
+        if (picked === maxBatchSize) break;
         if (request.selectionEpoch === epoch) continue;
         const task = request.poolTasks[0]!;
-        if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+        if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
         if (task.state !== TaskState.Blocked) {
           const needed = task.memoryOn(this);
           if (needed + memory > maxMemory) {
@@ -455,13 +535,14 @@ export class Instance implements EventTarget {
           memory += needed;
         }
         selected.push(task);
+        picked++;
         request.selectionEpoch = epoch;
         batchTokens += task.tokensPerIteration;
       }
     } else {
       for (const task of candidates) {
-        if (selected.length === maxBatchSize) break;
-        if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+        if (picked === maxBatchSize) break;
+        if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
         if (task.state !== TaskState.Blocked) {
           const needed = task.memoryOn(this);
           if (needed + memory > maxMemory) {
@@ -473,17 +554,18 @@ export class Instance implements EventTarget {
           memory += needed;
         }
         selected.push(task);
+        picked++;
         batchTokens += task.tokensPerIteration;
       }
     }
     this.batchTokens = batchTokens;
-    if (keptFromBatch === batch.length && !pass5) {
-      // Common case: every running task stays, the new ones are what passes 1-3 picked.
+    if (keptFromBatch === running && (allStay || !pass5)) {
+      // Every running task stays; the new ones are what the other passes picked.
       for (const task of selected) if (!task.inBatch) newTasks.push(task);
       return;
     }
     for (const task of selected) task.selected = epoch;
-    for (const task of batch) if (task.selected !== epoch) preempted.push(task);
+    for (const task of this.batch) if (task.selected !== epoch) preempted.push(task);
     for (const task of selected) if (!task.inBatch) newTasks.push(task);
   }
 
@@ -506,22 +588,21 @@ export class Instance implements EventTarget {
 
   startIteration(): void {
     const clock = this.host.clock;
-    const batch = this.batch;
     const { maxBatchSize, maxBatchTokens } = this.batching;
     // Fast path (hot): nothing waits on this instance, so the next batch is the running decodes
     // (they fitted before and only shrank), nobody is skipped, and batch selection has nothing to do.
     const unchanged =
       this.pendingQueue.length === 0 &&
       this.promptTasksInBatch === 0 &&
-      batch.length <= maxBatchSize &&
-      batch.length <= maxBatchTokens;
+      this.batchCount <= maxBatchSize &&
+      this.batchCount <= maxBatchTokens;
+    const newTasks = this.newTasksScratch;
+    if (newTasks.length !== 0) newTasks.length = 0;
     if (unchanged) {
-      this.batchTokens = batch.length;
+      this.batchTokens = this.batchCount;
     } else {
-      const newTasks = this.newTasksScratch;
       const preempted = this.preemptedScratch;
-      newTasks.length = 0;
-      preempted.length = 0;
+      if (preempted.length !== 0) preempted.length = 0;
       this.selectBatch(newTasks, preempted);
 
       for (const task of preempted) this.preemptTask(task);
@@ -536,23 +617,17 @@ export class Instance implements EventTarget {
       }
     }
 
-    if (batch.length === 0) {
+    if (this.batchCount === 0) {
       this.host.instanceIdle(this, this.pendingRequests.length > 0);
       return;
     }
 
-    let prefillTokens = 0;
-    let decodeContext = 0;
-    let contiguous = Infinity;
-    for (let i = 0; i < batch.length; i++) {
-      const task = batch[i]!;
-      if (task.isPrompt) prefillTokens += task.size;
-      else {
-        decodeContext += task.promptTokens + task.generatedTokens;
-        const remaining = task.size - task.generatedTokens;
-        if (remaining < contiguous) contiguous = remaining > 0 ? remaining : 0;
-      }
-    }
+    // From the running sums and the finish heap: no walk over the batch.
+    const prefillTokens = this.batchPromptTokens;
+    const decodeContext =
+      this.decodePromptTokens + this.decodeGeneratedOffset + this.tokenTasksInBatch * this.decodeSteps;
+    const first = this.finishing.peek();
+    let contiguous = first === undefined ? Infinity : Math.max(0, first.doneAt - this.decodeSteps);
     this.iterationDuration = this.perf.iterationTime({
       prefillTokens,
       numPrefill: this.promptTasksInBatch,
@@ -569,12 +644,11 @@ export class Instance implements EventTarget {
     this.iterationHasPrompt = this.promptTasksInBatch > 0;
 
     const now = clock.now;
-    if (!unchanged) {
-      for (let i = 0; i < batch.length; i++) {
-        const task = batch[i]!;
-        if (task.state === TaskState.Queued) this.runTask(task, now);
-        else if (task.state === TaskState.Blocked) task.state = TaskState.Running;
-      }
+    // Only the tasks that just joined can be queued or preempted; the others are running.
+    for (let i = 0; i < newTasks.length; i++) {
+      const task = newTasks[i]!;
+      if (task.state === TaskState.Queued) this.runTask(task, now);
+      else if (task.state === TaskState.Blocked) task.state = TaskState.Running;
     }
     const duration = this.iterationDuration * contiguous;
     this.iterationEventTime = now + duration;
@@ -649,32 +723,24 @@ export class Instance implements EventTarget {
       this.host.logIteration(this, start, now);
     }
 
-    // One pass: credit the run's tokens, take finished tasks out of the batch (keeping its order).
+    // Every task of the run generated `steps` tokens: one counter, not a walk over the batch. The
+    // finished ones are the prefills and the decodes whose finish step has come, in batch order.
+    this.decodeSteps += this.numContiguousIterations;
     const completed = this.completedScratch;
-    completed.length = 0;
-    const batch = this.batch;
-    const steps = this.numContiguousIterations;
-    let kept = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const task = batch[i]!;
-      task.processedTokens += task.isPrompt ? task.size : steps;
-      task.generatedTokens += steps;
-      if (task.isComplete()) {
-        completed.push(task);
-        task.inBatch = false;
-        if (task.isPrompt) this.promptTasksInBatch--;
-        else this.tokenTasksInBatch--;
-      } else {
-        batch[kept++] = task;
-      }
+    if (completed.length !== 0) completed.length = 0;
+    const prompts = this.promptsInBatch;
+    for (let i = 0; i < prompts.length; i++) completed.push(prompts[i]!);
+    if (prompts.length !== 0) prompts.length = 0;
+    const decodeSteps = this.decodeSteps;
+    for (
+      let head = this.finishing.peek();
+      head !== undefined && head.doneAt <= decodeSteps;
+      head = this.finishing.peek()
+    ) {
+      completed.push(this.finishing.pop()!);
     }
-    if (completed.length > 0) {
-      batch.length = kept;
-      if (kept === 0) {
-        this.busyTime += now - this.runTimestamp;
-        this.runTimestamp = 0;
-      }
-    }
+    if (completed.length > 1) completed.sort(byBatchOrder);
+    for (let i = 0; i < completed.length; i++) this.leaveBatch(completed[i]!);
     // Completion callbacks never re-enter this instance's iteration loop (they only queue work), so
     // iterating the scratch list directly is safe.
     for (let i = 0; i < completed.length; i++) this.taskCompletion(completed[i]!, now);
@@ -704,11 +770,20 @@ export class Instance implements EventTarget {
 /** Shared by all instances so a request's epoch mark can never collide across instances. */
 let selectionEpoch = 0;
 
-/** A request enters the new batch: marked on it and on each of its tasks here (see pass 4). */
-function markPicked(request: SimRequest, epoch: number): void {
+/**
+ * A request enters the new batch: marked on it and on each of its tasks here (see pass 4). True when
+ * one of those tasks is running, so pass 4 has to skip it.
+ */
+function markPicked(request: SimRequest, epoch: number): boolean {
   request.selectionEpoch = epoch;
   const tasks = request.poolTasks;
-  for (let i = 0; i < tasks.length; i++) tasks[i]!.requestEpoch = epoch;
+  let running = false;
+  for (let i = 0; i < tasks.length; i++) {
+    const task = tasks[i]!;
+    task.requestEpoch = epoch;
+    if (task.inBatch) running = true;
+  }
+  return running;
 }
 
 /** Removes `request` from a list kept sorted by arrival time: binary search, then identity among equals. */
@@ -728,6 +803,10 @@ function removeSortedByArrival(list: SimRequest[], request: SimRequest): void {
     }
   }
   removeItem(list, request);
+}
+
+function byBatchOrder(a: Task, b: Task): number {
+  return a.batchSeq - b.batchSeq;
 }
 
 function removeItem<T>(list: T[], item: T): void {

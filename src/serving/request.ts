@@ -17,8 +17,19 @@ export class Task {
   instance: Instance | null = null;
   /** Tokens this task adds to an iteration's batch: the prompt size for prefill, 1 for decode. */
   readonly tokensPerIteration: number;
-  processedTokens = 0;
-  generatedTokens = 0;
+  /**
+   * Generated tokens are derived, not counted per iteration: while the task is in a batch they are
+   * `genBase` plus the decode steps its instance has run since the task joined (`stepsAtJoin`); when
+   * it leaves, they are frozen into `genBase`. This keeps an iteration O(tasks that finish).
+   */
+  genBase = 0;
+  stepsAtJoin = 0;
+  /** The instance step count at which this decode task has generated all its tokens. */
+  doneAt = 0;
+  /** Order in which the task joined its batch (batch order), for ties. */
+  batchSeq = 0;
+  /** Position in its instance's finish heap (-1 when not in it). */
+  heapIndex = -1;
   /** Iterations this task sat pending while others ran (upstream's "num_preemptions"). */
   numPreemptions = 0;
   inBatch = false;
@@ -63,6 +74,13 @@ export class Task {
     return this.reserved ? 0 : this.size * kv;
   }
 
+  /** Tokens generated so far (for prefill: 1 once its iteration is done). */
+  get generatedTokens(): number {
+    return this.inBatch && this.instance !== null
+      ? this.genBase + this.instance.decodeSteps - this.stepsAtJoin
+      : this.genBase;
+  }
+
   /** Tokens this task generates in the current run of iterations (0 when it is not running). */
   get generatingTokens(): number {
     return this.inBatch && this.instance !== null ? this.instance.numContiguousIterations : 0;
@@ -97,8 +115,6 @@ export class SimRequest {
   readonly token: Task;
   /** KV-cache bytes currently held for this request on the instance that owns it. */
   memory = 0;
-  processedTokens = 0;
-  generatedTokens = 0;
   promptStartTime = -1;
   firstTokenTime = -1;
   kvTransfer: KvTransfer | null = null;
