@@ -212,8 +212,10 @@ export function createSlaPolicy(
     // traffic does not.
     const swing = windowSpread(state.windows);
     const z = config.burst_z + state.reserve;
-    const requestRate =
-      Math.max(state.requests.level, forecast(state.requests, horizon)) + z * swing.requests;
+    // Decode sees bursts smoothed over the decode time (and its measured KV is a floor below), so
+    // the reserve goes to prefill.
+    const decodeRequestRate = Math.max(state.requests.level, forecast(state.requests, horizon));
+    const requestRate = decodeRequestRate + z * swing.requests;
     const promptRate =
       Math.max(state.promptTokens.level, forecast(state.promptTokens, horizon)) + z * swing.prompt;
 
@@ -259,7 +261,7 @@ export function createSlaPolicy(
     if (pool.role !== "prefill") {
       const capacity = pool.capacity.maxKvTokens;
       let kvDemand = decodeKvDemand(
-        requestRate,
+        decodeRequestRate,
         state.meanPrompt,
         state.meanOutput,
         ready,
@@ -267,7 +269,7 @@ export function createSlaPolicy(
         config,
       );
       const usage = gaugeSum(pool, GAUGES.kvCacheUsage);
-      const growth = state.requests.level > 0 ? requestRate / state.requests.level : 1;
+      const growth = state.requests.level > 0 ? decodeRequestRate / state.requests.level : 1;
       const measured = usage.sum * capacity * growth;
       if (measured > kvDemand) kvDemand = measured;
       const kvHigh = decodeKvHigh(kvDemand, state.meanPrompt + state.meanOutput, config);
