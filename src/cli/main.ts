@@ -6,6 +6,11 @@ import { registerPresetsCommand } from "./presets.ts";
 import { registerCompareCommand } from "./compare.ts";
 import { registerPoliciesCommand } from "./policies.ts";
 import { registerSimulateCommand } from "./simulate.ts";
+import { registerEngineCommand } from "./engine.ts";
+import { registerServeCommand } from "./serve.ts";
+import { registerWorkersCommand } from "./workers.ts";
+import { registerQueueCommand } from "./queue.ts";
+import { registerStatusCommand } from "./status.ts";
 import { registerTrainCommand } from "./train.ts";
 
 /** Exit codes: 0 success, 2 usage error (bad flags, config, input files), 3 run failure. */
@@ -26,6 +31,11 @@ registerCompareCommand(program);
 registerPresetsCommand(program);
 registerPoliciesCommand(program);
 registerPerfCommand(program);
+registerEngineCommand(program);
+registerServeCommand(program);
+registerWorkersCommand(program);
+registerQueueCommand(program);
+registerStatusCommand(program);
 registerTrainCommand(program);
 
 try {
