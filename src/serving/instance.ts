@@ -83,6 +83,8 @@ export class Instance implements EventTarget {
    * the next compaction, so a finishing task costs nothing here; `batchCount` is the live size.
    */
   private readonly slots: Task[] = [];
+  /** The batchSeq each slot was filled with: a slot is live while its task is in the batch under that seq. */
+  private readonly slotSeqs: number[] = [];
   batchCount = 0;
   promptTasksInBatch = 0;
   tokenTasksInBatch = 0;
@@ -154,12 +156,18 @@ export class Instance implements EventTarget {
   private compactBatch(): void {
     const slots = this.slots;
     if (slots.length === this.batchCount) return;
+    const seqs = this.slotSeqs;
     let kept = 0;
     for (let i = 0; i < slots.length; i++) {
       const task = slots[i]!;
-      if (task.inBatch) slots[kept++] = task;
+      const seq = seqs[i]!;
+      if (task.inBatch && task.batchSeq === seq) {
+        slots[kept] = task;
+        seqs[kept++] = seq;
+      }
     }
     slots.length = kept;
+    seqs.length = kept;
   }
 
   /** Busy seconds up to `now`, counting the batch that is running at `now`. */
@@ -327,9 +335,10 @@ export class Instance implements EventTarget {
 
   private addToBatch(task: Task): void {
     if (this.slots.length > 2 * this.batchCount + 16) this.compactBatch();
-    this.slots.push(task);
     task.inBatch = true;
     task.batchSeq = this.nextBatchSeq++;
+    this.slots.push(task);
+    this.slotSeqs.push(task.batchSeq);
     task.stepsAtJoin = this.decodeSteps;
     if (task.isPrompt) {
       this.promptTasksInBatch++;
@@ -365,13 +374,9 @@ export class Instance implements EventTarget {
     }
   }
 
-  /**
-   * A preempted task leaves the batch for good of its slot: it may join again before the next
-   * compaction, and a stale slot of the same task would then look alive twice.
-   */
+  /** A preempted task leaves the batch; its slot dies with its batchSeq, so it may rejoin at once. */
   private removeFromBatch(task: Task): void {
     if (task.isPrompt) removeItem(this.promptsInBatch, task);
-    removeItem(this.slots, task);
     this.leaveBatch(task);
   }
 
