@@ -15,7 +15,8 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const BIN = join(ROOT, "bin", "splitscale.js");
-const REFERENCE = join(ROOT, "..", "shared", "reference", "splitwise-sim");
+/** Upstream splitwise-sim runs vendored for the parity tests. */
+const REFERENCE = join(ROOT, "test", "fixtures", "splitwise-sim");
 const GNU_TIME = "/usr/bin/time";
 
 interface Benchmark {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -15,9 +14,9 @@ import {
   percentileSorted,
   std,
 } from "../../src/metrics/percentile.ts";
-import { PACKAGE_ROOT } from "../../src/paths.ts";
+import { readFixtureText, SPLITWISE_REFERENCE } from "../fixtures/reference.ts";
 
-const REFERENCE_RUNS = join(PACKAGE_ROOT, "..", "shared", "reference", "splitwise-sim", "runs");
+const REFERENCE_RUNS = join(SPLITWISE_REFERENCE, "runs");
 
 void test("linear percentiles follow numpy on small arrays", () => {
   const four = Float64Array.of(1, 2, 3, 4);
@@ -83,7 +82,7 @@ void test("describe reproduces upstream summary.csv of the 3-request example run
 });
 
 function parseCsv(path: string): { header: string[]; rows: number[][] } {
-  const lines = readFileSync(path, "utf8").trimEnd().split("\n");
+  const lines = readFixtureText(path).trimEnd().split("\n");
   return {
     header: lines[0]!.split(","),
     rows: lines.slice(1).map((line) => line.split(",").map(Number)),
@@ -97,23 +96,19 @@ function assertClose(actual: number, expected: number, label: string): void {
 
 const AZURE_RUN = join(REFERENCE_RUNS, "azure_replay_baseline_h4_tokenjsq");
 
-void test(
-  "describe reproduces upstream summary.csv of the Azure replay run",
-  { skip: existsSync(AZURE_RUN) ? false : "splitwise-sim reference runs not available" },
-  () => {
-    const detailed = parseCsv(join(AZURE_RUN, "detailed", "0.csv"));
-    const summary = parseCsv(join(AZURE_RUN, "summary.csv"));
-    const summaryValue = (column: string): number => summary.rows[0]![summary.header.indexOf(column)]!;
-    assert.equal(detailed.rows.length, 19366);
-    for (const metric of ["ttft_times", "tbt_times", "response_times"]) {
-      const column = detailed.header.indexOf(metric);
-      const description = describe(Float64Array.from(detailed.rows, (row) => row[column]!));
-      for (const statistic of ["mean", "std", "p50", "p90", "p99", "max"] as const) {
-        assertClose(description[statistic], summaryValue(`${metric}_${statistic}`), `${metric}_${statistic}`);
-      }
+void test("describe reproduces upstream summary.csv of the Azure replay run", () => {
+  const detailed = parseCsv(join(AZURE_RUN, "detailed", "0.csv.gz"));
+  const summary = parseCsv(join(AZURE_RUN, "summary.csv"));
+  const summaryValue = (column: string): number => summary.rows[0]![summary.header.indexOf(column)]!;
+  assert.equal(detailed.rows.length, 19366);
+  for (const metric of ["ttft_times", "tbt_times", "response_times"]) {
+    const column = detailed.header.indexOf(metric);
+    const description = describe(Float64Array.from(detailed.rows, (row) => row[column]!));
+    for (const statistic of ["mean", "std", "p50", "p90", "p99", "max"] as const) {
+      assertClose(description[statistic], summaryValue(`${metric}_${statistic}`), `${metric}_${statistic}`);
     }
-  },
-);
+  }
+});
 
 void test("percentiles by selection equal percentiles of a sorted copy", () => {
   const quantiles = [0.99, 0.5, 0, 1, 0.9, 0.999];

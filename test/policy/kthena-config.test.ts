@@ -17,9 +17,7 @@ import { createKthenaFromPolicyConfig, createKthenaPolicy } from "../../src/poli
 import { GAUGES } from "../../src/policy/types.ts";
 import { kobservation, kpool, uniform } from "./kthena-helpers.ts";
 import { SEED_003_SMART_SCALING } from "../../src/policy/kthena/seed-example.ts";
-import { PACKAGE_ROOT } from "../../src/paths.ts";
-
-const SHARED_SEEDS = join(PACKAGE_ROOT, "..", "shared", "seeds");
+import { SEEDS } from "../fixtures/reference.ts";
 
 const SEED_SMART = SEED_003_SMART_SCALING;
 
@@ -548,7 +546,7 @@ void test("registry adapter: snake_case policy_config or an upstream policy_file
 });
 
 void test("the built-in seed 003 example is the seed document's YAML, verbatim", () => {
-  const seed = readFileSync(join(SHARED_SEEDS, "003_c2b67cd57678d791.txt"), "utf8");
+  const seed = readFileSync(join(SEEDS, "003_c2b67cd57678d791.txt"), "utf8");
   const blocks = [...seed.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]);
   assert.ok(
     blocks.includes(SEED_003_SMART_SCALING),

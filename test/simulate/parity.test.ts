@@ -1,5 +1,5 @@
 /**
- * Reference parity: every run in ../shared/reference/splitwise-sim (upstream splitwise-sim outputs)
+ * Reference parity: every run in test/fixtures/splitwise-sim (upstream splitwise-sim outputs)
  * reproduced in-process from its resolved config.yaml in upstream-compatible mode.
  *
  * - every request's E2E / queue / TTFT / TBT / nth-token overhead (detailed/0.csv) within 1e-9 relative;
@@ -18,14 +18,14 @@ import { readSplitwiseConfig } from "../../src/config/splitwise-compat.ts";
 import { Rng } from "../../src/core/rng.ts";
 import type { RequestRecord } from "../../src/metrics/types.ts";
 import type { SimRequest } from "../../src/serving/request.ts";
+import { SPLITWISE_REFERENCE } from "../fixtures/reference.ts";
 import { runSimulation } from "../../src/simulate/run.ts";
 import { buildSetup } from "../../src/simulate/setup.ts";
 import { Simulation } from "../../src/simulate/simulation.ts";
 import { openConfiguredWorkload } from "../../src/simulate/workload.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const REFERENCE = join(REPO_ROOT, "..", "shared", "reference", "splitwise-sim");
-const missing = existsSync(join(REFERENCE, "runs")) ? false : `reference runs not found at ${REFERENCE}`;
+const REFERENCE = SPLITWISE_REFERENCE;
 
 /** Upstream computes every metric from absolute times (up to ~3,500 s), so exact zeros come out as
  * zeros there and here; the absolute floor only guards values that are differences of equal times. */
@@ -72,9 +72,10 @@ interface ReferenceRun {
 
 function referenceRun(name: string): ReferenceRun {
   const dir = join(REFERENCE, "runs", name);
-  const overrides = missing ? "" : readFileSync(join(dir, "overrides.txt"), "utf8");
+  const overrides = readFileSync(join(dir, "overrides.txt"), "utf8");
   const trace = /^trace\.filename=(.+)$/m.exec(overrides)?.[1]?.trim() ?? "missing";
-  return { name, dir, trace: join(REFERENCE, "traces", `${trace}.csv`) };
+  const plain = join(REFERENCE, "traces", `${trace}.csv`);
+  return { name, dir, trace: existsSync(plain) ? plain : `${plain}.gz` };
 }
 
 /** The run's config exactly as `simulate --splitwise-config <dir>/config.yaml --trace <trace>` builds it. */
@@ -115,7 +116,7 @@ function simulateNodes(loaded: LoadedConfig): Map<number, NodeTimes> {
 }
 
 function checkDetailed(run: ReferenceRun, records: readonly RequestRecord[]): void {
-  const expected = readCsv(join(run.dir, "detailed", "0.csv"));
+  const expected = readCsv(join(run.dir, "detailed", "0.csv.gz"));
   assert.equal(records.length, expected.length, "completed requests");
   const byId = new Map(records.map((record) => [record.id, record]));
   for (const row of expected) {
@@ -185,7 +186,6 @@ interface TableRow {
 
 function summaryTable(): Map<string, TableRow> {
   const table = new Map<string, TableRow>();
-  if (missing) return table;
   for (const row of readCsv(join(REFERENCE, "summary_table.csv"))) {
     const numbers = Object.fromEntries(
       Object.entries(row)
@@ -200,7 +200,7 @@ function summaryTable(): Map<string, TableRow> {
 const TABLE = summaryTable();
 
 function parityCase(name: string, checkSummary: boolean): void {
-  void it(name, { skip: missing }, () => {
+  void it(name, () => {
     const run = referenceRun(name);
     const loaded = loadRun(run);
     const records: RequestRecord[] = [];
@@ -237,7 +237,7 @@ void describe("upstream splitwise-sim parity (compatible mode)", () => {
     parityCase("ex_baseline_h_example", false);
     parityCase("ex_splitwise_ha_example", false);
 
-    void it("reproduces the worked example of the spec (Splitwise-HA, bloom-176b)", { skip: missing }, () => {
+    void it("reproduces the worked example of the spec (Splitwise-HA, bloom-176b)", () => {
       const nodes = simulateNodes(loadRun(referenceRun("ex_splitwise_ha_example")));
       const first = nodes.get(0)!;
       // Prefill of 4096 tokens on the H100 prompt instance, then 4096 tokens of KV at 200 GiB/s.

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { AZURE_CODE_TRACE, AZURE_CONV_TRACE } from "../../src/paths.ts";
@@ -14,36 +14,33 @@ import {
   readAllRequests,
 } from "../../src/workload/index.ts";
 import { TimestampParser } from "../../src/workload/azure.ts";
+import { SPLITWISE_REFERENCE } from "../fixtures/reference.ts";
 import { tempDir, writeFixture } from "./helpers.ts";
 
-const REFERENCE_TRACES = "/work/shared/reference/splitwise-sim/traces";
+const REFERENCE_TRACES = join(SPLITWISE_REFERENCE, "traces");
 const AZURE_CONV_REPLAY = `${REFERENCE_TRACES}/azure_conv_replay.csv`;
 const TEST_TRACE = `${REFERENCE_TRACES}/test_trace.csv`;
 
 const dir = tempDir();
 
 void describe("Azure LLM inference traces", () => {
-  void it(
-    "with offset_s 1 reproduces the reference simulator's replay of the conv trace (all 19,366 rows)",
-    { skip: !existsSync(AZURE_CONV_REPLAY) && "reference replay not available" },
-    () => {
-      const ours = readAllRequests(new AzureTraceReader(AZURE_CONV_TRACE, { offset_s: 1 }));
-      const reference = readAllRequests(new SplitwiseTraceReader(AZURE_CONV_REPLAY));
-      assert.equal(ours.length, 19_366);
-      assert.equal(reference.length, 19_366);
-      for (let i = 0; i < ours.length; i++) {
-        const mine = ours[i]!;
-        const theirs = reference[i]!;
-        assert.equal(mine.id, theirs.id, `row ${i} id`);
-        assert.ok(
-          Math.abs(mine.arrival_s - theirs.arrival_s) <= 1e-9,
-          `row ${i}: ${mine.arrival_s} vs ${theirs.arrival_s}`,
-        );
-        assert.equal(mine.prompt_tokens, theirs.prompt_tokens, `row ${i} prompt`);
-        assert.equal(mine.output_tokens, theirs.output_tokens, `row ${i} output`);
-      }
-    },
-  );
+  void it("with offset_s 1 reproduces the reference simulator's replay of the conv trace (all 19,366 rows)", () => {
+    const ours = readAllRequests(new AzureTraceReader(AZURE_CONV_TRACE, { offset_s: 1 }));
+    const reference = readAllRequests(new SplitwiseTraceReader(AZURE_CONV_REPLAY));
+    assert.equal(ours.length, 19_366);
+    assert.equal(reference.length, 19_366);
+    for (let i = 0; i < ours.length; i++) {
+      const mine = ours[i]!;
+      const theirs = reference[i]!;
+      assert.equal(mine.id, theirs.id, `row ${i} id`);
+      assert.ok(
+        Math.abs(mine.arrival_s - theirs.arrival_s) <= 1e-9,
+        `row ${i}: ${mine.arrival_s} vs ${theirs.arrival_s}`,
+      );
+      assert.equal(mine.prompt_tokens, theirs.prompt_tokens, `row ${i} prompt`);
+      assert.equal(mine.output_tokens, theirs.output_tokens, `row ${i} output`);
+    }
+  });
 
   void it("starts at offset_s (default 0) and keeps sub-millisecond precision", () => {
     const path = writeFixture(
@@ -142,18 +139,14 @@ void describe("Azure LLM inference traces", () => {
 });
 
 void describe("splitwise-sim traces", () => {
-  void it(
-    "reads upstream's 3-row test trace",
-    { skip: !existsSync(TEST_TRACE) && "reference trace not available" },
-    () => {
-      assert.equal(detectTraceFormat(TEST_TRACE), "splitwise");
-      assert.deepEqual(readAllRequests(openTrace(TEST_TRACE)), [
-        { id: 0, arrival_s: 1, prompt_tokens: 4096, output_tokens: 32 },
-        { id: 1, arrival_s: 3, prompt_tokens: 2048, output_tokens: 8 },
-        { id: 2, arrival_s: 4, prompt_tokens: 2048, output_tokens: 16 },
-      ]);
-    },
-  );
+  void it("reads upstream's 3-row test trace", () => {
+    assert.equal(detectTraceFormat(TEST_TRACE), "splitwise");
+    assert.deepEqual(readAllRequests(openTrace(TEST_TRACE)), [
+      { id: 0, arrival_s: 1, prompt_tokens: 4096, output_tokens: 32 },
+      { id: 1, arrival_s: 3, prompt_tokens: 2048, output_tokens: 8 },
+      { id: 2, arrival_s: 4, prompt_tokens: 2048, output_tokens: 16 },
+    ]);
+  });
 
   void it("accepts floats, an optional workload_type column, and no request_id (ids are row indices)", () => {
     const path = writeFixture(
