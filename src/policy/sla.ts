@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { UsageError } from "../errors.ts";
+import { chiSquareUpperTail, upperPredictionBound } from "./primitives/statistics.ts";
 import { parsePolicyConfig, type PolicyContext, type PolicyPool } from "./registry.ts";
 import {
   GAUGES,
@@ -15,13 +16,18 @@ import {
 /**
  * `sla`: splitscale's prefill/decode-aware capacity planner (autoscalers spec §9, items 1–8).
  *
- * - Sizes in tokens, not pods: prefill replicas from forecast prompt tokens/s over one replica's
- *   measured prefill throughput; decode replicas from the KV-cache tokens that in-flight decodes hold
- *   (Little's law: arrival rate × decode time × tokens per request), against each replica's KV capacity.
+ * - Sizes in tokens, not pods: prefill replicas from forecast prompt tokens/s with an M/M/n model of
+ *   the TTFT budget; decode replicas from the requests in decode at once (Little's law) against KV
+ *   slots, with an M/M/c model of the wait for KV room that the TBT budget allows. The KV model is
+ *   calibrated online against the KV the replicas report while traffic is steady.
  * - Counts capacity that is still starting (desired includes starting replicas), so it never cascades.
  * - Looks ahead by the startup delay: a Holt (level + trend) forecast of the arrival rates.
+ * - Plans for bursts it cannot react to: windows whose arrivals fail a Poisson dispersion test record
+ *   their peak interval's rates, and capacity is held for an upper prediction bound of the next
+ *   window's peak over the recent windows, so on/off traffic finds capacity ready when the next burst
+ *   comes, while smooth traffic (which never fails the test) pays nothing for it.
  * - Reacts to what the forecast missed: a prompt backlog that the ready replicas cannot clear within
- *   `backlog_budget_s`, requests held at the gateway, or a KV cache above its target.
+ *   `backlog_budget_s`, or requests held at the gateway while the KV caches are above their target.
  * - Cost-aware scale-down: a replica is only released when the plan has wanted fewer replicas for the
  *   whole hold time (ski rental: default the startup delay, the price of getting it back).
  */
@@ -30,9 +36,13 @@ export const slaConfigSchema = z.strictObject({
   ttft_miss_target: z.number().gt(0).lt(1).default(0.003),
   /** TTFT budget as a multiple of the unloaded TTFT (the Splitwise SLO's p99 slowdown is 6). */
   ttft_slowdown: z.number().gt(1).default(6),
+  /** TBT budget as a multiple of the unloaded TBT (the Splitwise SLO's p99 slowdown is 5). */
+  tbt_slowdown: z.number().gt(1).default(5),
+  /** Fraction of requests allowed to wait for decode KV room longer than their TBT budget allows. */
+  tbt_miss_target: z.number().gt(0).lt(1).default(0.003),
   /** Never plan prefill replicas busier than this, whatever the queueing model says. */
   max_prefill_utilization: z.number().gt(0).max(1).default(0.7),
-  /** Target fraction of a decode replica's KV cache held by in-flight requests. */
+  /** Fraction of a decode replica's KV cache the plan fills with in-flight requests. */
   decode_kv_utilization: z.number().gt(0).max(2).default(1),
   /** Seconds of prefill work a pool's ready replicas may have queued before it counts as a backlog. */
   backlog_budget_s: z.number().positive().default(0.5),
@@ -50,27 +60,29 @@ export const slaConfigSchema = z.strictObject({
   decode_overflow_z: z.number().min(0).default(0),
   /** Half-life of the arrival-rate level estimate. */
   level_halflife_s: z.number().positive().default(20),
+  /** Half-life of the request-size estimates (mean prompt and output tokens, every request weighted alike). */
+  size_halflife_s: z.number().positive().default(300),
   /** Half-life of the trend estimate. */
   trend_halflife_s: z.number().positive().default(120),
   /** Forecast horizon; default: the pool's startup delay plus one decision interval. */
   horizon_s: z.number().nonnegative().optional(),
   /** How long the plan must want fewer replicas before one is released; default: the startup delay. */
   scale_down_hold_s: z.number().nonnegative().optional(),
-  /** Burst reserve: capacity for the forecast plus this many standard deviations of the per-window rate. */
-  burst_z: z.number().min(0).default(0),
-  /**
-   * Learned burst reserve: every decision that finds requests held at the gateway adds this many
-   * standard deviations to the reserve (up to `burst_reserve_max`); it halves every
-   * `burst_reserve_halflife_s` without such stress. Smooth traffic keeps it near 0, bursty traffic
-   * that the forecast cannot follow within the startup delay builds it up.
-   */
-  burst_reserve_step: z.number().min(0).default(0.1),
-  burst_reserve_max: z.number().min(0).default(3),
-  burst_reserve_halflife_s: z.number().positive().default(900),
-  /** Length of the windows whose rates measure burstiness (about the startup delay). */
+  /** Length of the windows whose arrivals are tested for bursts (about the startup delay). */
   burst_window_s: z.number().positive().default(60),
-  /** How many recent windows the burstiness is measured over. */
+  /** How many recent windows the burst plan is computed over (how long a burst is remembered). */
   burst_windows: z.int().min(2).default(10),
+  /**
+   * Burst test: a window holds a burst when its arrivals are this improbable for Poisson arrivals at
+   * the window's mean rate (Pearson's dispersion test over its intervals). Smooth traffic does not
+   * pass it, so the burst plan below costs it nothing.
+   */
+  burst_significance: z.number().gt(0).lt(1).default(1e-6),
+  /**
+   * Burst plan: prefill (and decode) capacity for this upper prediction bound of the next window's
+   * burst peak, from the peaks of the last `burst_windows` windows (0 for a window without a burst).
+   */
+  burst_quantile: z.number().gt(0.5).lt(1).default(0.99),
   /** Decision interval in seconds. */
   interval_s: z.number().positive().default(2),
   /** Only when no performance model is available (live mode without a profile): one replica's prefill tokens/s. */
@@ -92,21 +104,65 @@ export interface SlaState {
   /** Arrival rate (requests/s) and prompt-token rate (tokens/s), Holt-smoothed. */
   readonly requests: Smoothed;
   readonly promptTokens: Smoothed;
-  /** Mean output tokens per completed request (EWMA); prompt tokens per arrival likewise. */
+  /**
+   * Mean output tokens per completed request and prompt tokens per arrival: ratios of decayed sums
+   * (`size_halflife_s`), so every request weighs the same however bursty the traffic.
+   */
   readonly meanOutput: number;
   readonly meanPrompt: number;
+  readonly sizes: {
+    readonly prompt: number;
+    readonly arrivals: number;
+    readonly output: number;
+    readonly completions: number;
+  };
+  /**
+   * Per decode pool: decayed sums of the KV tokens its replicas report in use and of what the KV
+   * model predicts for the same traffic, sampled while the traffic is steady (no burst, nothing held).
+   * Their ratio calibrates the model (its mean-size and size-bias assumptions) to this workload.
+   */
+  readonly kvCalibration: Readonly<Record<string, { readonly measured: number; readonly model: number }>>;
   /** Per pool: (time, replicas the plan wanted) within the hold window. */
   readonly wants: Readonly<Record<string, readonly { t: number; n: number }[]>>;
   /** Per pool: consecutive decisions with a prompt backlog above budget. */
   readonly backlogTicks: Readonly<Record<string, number>>;
-  /** Learned extra standard deviations of burst reserve (see `burst_reserve_step`). */
-  readonly reserve: number;
-  /** Rates over the last few `burst_window_s` windows (to measure burstiness) and the window being filled. */
+  /** Burst peaks of the last `burst_windows` windows of `burst_window_s`, and the window being filled. */
   readonly windows: {
-    readonly open: { readonly seconds: number; readonly requests: number; readonly prompt: number };
-    readonly closed: readonly { readonly requests: number; readonly prompt: number }[];
+    readonly open: OpenWindow;
+    readonly closed: readonly ClosedWindow[];
   };
 }
+
+/** Traffic of one controller interval: arrivals and their prompt tokens over `seconds`. */
+interface Interval {
+  readonly seconds: number;
+  readonly requests: number;
+  readonly prompt: number;
+}
+
+/**
+ * The window being filled: its totals, how many intervals, Σ requests² / seconds over its intervals
+ * (for the dispersion test) and its busiest interval so far.
+ */
+interface OpenWindow extends Interval {
+  readonly intervals: number;
+  readonly squares: number;
+  readonly peak: Interval;
+}
+
+/**
+ * A closed window: its burst peak, the busiest interval's rates (requests/s, prompt tokens/s) when
+ * the window failed the dispersion test (0 otherwise).
+ */
+interface ClosedWindow {
+  readonly burstRequests: number;
+  readonly burstPrompt: number;
+  /** How long the window's arrivals would last at the burst's rate (0 without a burst). */
+  readonly burstSeconds: number;
+}
+
+const EMPTY_INTERVAL: Interval = { seconds: 0, requests: 0, prompt: 0 };
+const EMPTY_WINDOW: OpenWindow = { ...EMPTY_INTERVAL, intervals: 0, squares: 0, peak: EMPTY_INTERVAL };
 
 export interface PoolPerformance {
   /** Prompt tokens per second one replica prefills at its token budget. */
@@ -200,28 +256,50 @@ export function createSlaPolicy(
     pool: PoolView,
     info: PolicyPool,
     reasons: string[],
-  ): { up: number; keep: number; backlogged: boolean } {
+  ): { up: number; keep: number; backlogged: boolean; kvSample?: { measured: number; model: number } } {
     const performance = perf.get(pool.name)!;
     const horizon = config.horizon_s ?? startupOf(info) + config.interval_s;
     const current = activeCount(pool);
     const ready = pool.replicas.filter((replica) => replica.phase === "ready").length;
     const starting = pool.replicas.some((replica) => replica.phase === "starting");
     const held = observation.queue.dueBusy + observation.queue.noReplica;
-    // Plan for the forecast plus the burstiness seen at the scale of the startup delay: traffic that
-    // swings from minute to minute (on/off bursts) needs capacity held for its swings, smooth
-    // traffic does not.
-    const swing = windowSpread(state.windows);
-    const z = config.burst_z + state.reserve;
-    // Decode sees bursts smoothed over the decode time (and its measured KV is a floor below), so
-    // the reserve goes to prefill.
-    const decodeRequestRate = Math.max(state.requests.level, forecast(state.requests, horizon));
-    const requestRate = decodeRequestRate + z * swing.requests;
-    const promptRate =
-      Math.max(state.promptTokens.level, forecast(state.promptTokens, horizon)) + z * swing.prompt;
+    // Plan for the larger of the forecast and the burst plan: on/off traffic whose bursts are over
+    // before a replica could start needs their capacity in place before the next one; smooth
+    // traffic has no burst plan.
+    const burst = burstPlan(state.windows, config);
+    const smoothRequestRate = Math.max(state.requests.level, forecast(state.requests, horizon));
+    const requestRate = Math.max(smoothRequestRate, burst.requests);
+    const promptRate = Math.max(
+      state.promptTokens.level,
+      forecast(state.promptTokens, horizon),
+      burst.prompt,
+    );
+    // A decode pool behind separate prefill pools never receives requests faster than those can
+    // prefill them at their maximum size.
+    const prefillPools = observation.pools.filter((candidate) => candidate.role === "prefill");
+    const upstream =
+      pool.role === "decode" && prefillPools.length > 0 && state.meanPrompt > 0
+        ? prefillPools.reduce(
+            (sum, candidate) =>
+              sum + candidate.max * (perf.get(candidate.name)?.prefillTokensPerS ?? Infinity),
+            0,
+          ) / state.meanPrompt
+        : Infinity;
+    const burstDecodeRate = Math.min(
+      upstream,
+      burst.requests *
+        decodeSpikeShare(
+          Math.max(burst.seconds, observation.traffic.window_s),
+          state.meanOutput,
+          state.meanPrompt,
+          performance,
+        ),
+    );
 
     let up = 0;
     let keep = 0;
     let backlogged = false;
+    let kvSample: { measured: number; model: number } | undefined;
     const notes: string[] = [];
     if (pool.role !== "decode") {
       const need = prefillReplicas(
@@ -241,7 +319,9 @@ export function createSlaPolicy(
         config.ttft_miss_target * config.scale_down_margin,
         config,
       );
-      notes.push(`prompt ${promptRate.toFixed(0)} tok/s → ${need}`);
+      notes.push(
+        `prompt ${promptRate.toFixed(0)} tok/s${burst.prompt > 0 ? ` (burst plan ${burst.prompt.toFixed(0)})` : ""} → ${need}`,
+      );
       // A backlog the ready replicas cannot clear within budget, several decisions in a row, means the
       // forecast missed: one more replica (not more: by the time it starts the burst may be gone).
       const backlog = gaugeSum(pool, GAUGES.pendingPrefillTokens).sum;
@@ -260,24 +340,62 @@ export function createSlaPolicy(
     }
     if (pool.role !== "prefill") {
       const capacity = pool.capacity.maxKvTokens;
-      let kvDemand = decodeKvDemand(
-        decodeRequestRate,
-        state.meanPrompt,
-        state.meanOutput,
-        ready,
-        performance,
-        config,
-      );
-      const usage = gaugeSum(pool, GAUGES.kvCacheUsage);
-      const growth = state.requests.level > 0 ? decodeRequestRate / state.requests.level : 1;
-      const measured = usage.sum * capacity * growth;
-      if (measured > kvDemand) kvDemand = measured;
-      const kvHigh = decodeKvHigh(kvDemand, state.meanPrompt + state.meanOutput, config);
-      const need = capacity > 0 ? Math.ceil(kvHigh / (capacity * config.decode_kv_utilization) - 1e-9) : 0;
       const relaxed = Math.max(0.05, config.decode_kv_utilization - config.decode_kv_margin);
+      const usage = gaugeSum(pool, GAUGES.kvCacheUsage);
+      const measuredNow = usage.sum * capacity;
+      // Calibrate the KV model on steady, unconstrained traffic: what the ready replicas hold against
+      // what the model predicts for the current rate. Bursts, held requests and caches near full (which
+      // cap what can be measured) would bias it.
+      const unconstrained =
+        usage.reporting > 0 &&
+        usage.sum / usage.reporting < config.decode_kv_utilization - config.decode_kv_margin;
+      if (
+        burst.requests === 0 &&
+        held === 0 &&
+        unconstrained &&
+        observation.traffic.arrivals > 0 &&
+        state.requests.level > 0
+      ) {
+        const model = decodeKvDemand(
+          state.requests.level,
+          state.meanPrompt,
+          state.meanOutput,
+          ready,
+          performance,
+          config,
+        );
+        if (model > 0) kvSample = { measured: measuredNow, model };
+      }
+      const calibration = state.kvCalibration[pool.name];
+      const scale =
+        calibration !== undefined && calibration.model > 0 && calibration.measured > 0
+          ? Math.min(4, Math.max(0.25, calibration.measured / calibration.model))
+          : 1;
+      // Steady traffic: the TBT queueing model. A burst: held at once (no time to queue it away).
+      const steady = (utilization: number): number =>
+        decodeReplicas(
+          Math.min(upstream, smoothRequestRate),
+          state.meanPrompt,
+          state.meanOutput,
+          ready,
+          capacity,
+          performance,
+          config,
+          utilization,
+          scale,
+        );
+      const burstKv =
+        burstDecodeRate > 0
+          ? decodeKvDemand(burstDecodeRate, state.meanPrompt, state.meanOutput, ready, performance, config)
+          : 0;
+      const holdAll = (utilization: number): number =>
+        capacity > 0 ? Math.ceil(burstKv / (capacity * utilization) - 1e-9) : 0;
+      const need = Math.max(steady(config.decode_kv_utilization), holdAll(config.decode_kv_utilization));
       up += need;
-      keep += capacity > 0 ? Math.ceil(kvHigh / (capacity * relaxed) - 1e-9) : 0;
-      notes.push(`KV ${kvDemand.toFixed(0)} tok → ${need}`);
+      keep += Math.max(steady(relaxed), holdAll(relaxed));
+      notes.push(
+        `${smoothRequestRate.toFixed(1)} req/s (KV model × ${scale.toFixed(2)})${burstKv > 0 ? `, burst plan ${burstDecodeRate.toFixed(1)} req/s: KV ${burstKv.toFixed(0)} tok` : ""} → ${need}`,
+      );
       const meanUsage = usage.reporting > 0 ? usage.sum / usage.reporting : 0;
       if (held > 0 && meanUsage > config.decode_kv_utilization && !starting && up <= current) {
         up = current + 1;
@@ -286,7 +404,12 @@ export function createSlaPolicy(
     }
     const bound = (n: number): number => Math.min(Math.max(n, pool.min, 1), pool.max);
     reasons.push(`${pool.name}: ${notes.join(", ")} → ${bound(up)}`);
-    return { up: bound(up), keep: bound(Math.max(keep, up)), backlogged };
+    return {
+      up: bound(up),
+      keep: bound(Math.max(keep, up)),
+      backlogged,
+      ...(kvSample === undefined ? {} : { kvSample }),
+    };
   }
 
   return {
@@ -299,28 +422,35 @@ export function createSlaPolicy(
       promptTokens: { level: 0, trend: 0 },
       meanOutput: 200,
       meanPrompt: 1000,
+      sizes: { prompt: 0, arrivals: 0, output: 0, completions: 0 },
+      kvCalibration: {},
       wants: {},
       backlogTicks: {},
-      windows: { open: { seconds: 0, requests: 0, prompt: 0 }, closed: [] },
-      reserve: 0,
+      windows: { open: EMPTY_WINDOW, closed: [] },
     }),
     decide(observation, state) {
       const reasons: string[] = [];
-      const smoothed = learnReserve(
-        smooth(state, observation.traffic, observation.now, config),
-        observation,
-        config,
-      );
+      const smoothed = smooth(state, observation.traffic, observation.now, config);
       const targets: Record<string, PoolDecision> = {};
       const wants: Record<string, { t: number; n: number }[]> = {};
       const backlogTicks: Record<string, number> = {};
+      const kvCalibration: Record<string, { measured: number; model: number }> = {
+        ...smoothed.kvCalibration,
+      };
+      const decay = Math.pow(0.5, Math.max(0, observation.traffic.window_s) / config.size_halflife_s);
       for (const pool of observation.pools) {
         const info = context.pools.find((candidate) => candidate.name === pool.name);
         if (info === undefined) continue;
-        const { up, keep, backlogged } = plan(observation, smoothed, pool, info, reasons);
+        const { up, keep, backlogged, kvSample } = plan(observation, smoothed, pool, info, reasons);
+        if (kvSample !== undefined) {
+          const previous = kvCalibration[pool.name] ?? { measured: 0, model: 0 };
+          kvCalibration[pool.name] = {
+            measured: previous.measured * decay + kvSample.measured,
+            model: previous.model * decay + kvSample.model,
+          };
+        }
         backlogTicks[pool.name] = backlogged ? (smoothed.backlogTicks[pool.name] ?? 0) + 1 : 0;
-        // Bursty traffic (a built-up reserve) holds capacity longer between bursts.
-        const hold = (config.scale_down_hold_s ?? startupOf(info)) * (1 + smoothed.reserve);
+        const hold = config.scale_down_hold_s ?? startupOf(info);
         const previous = smoothed.wants[pool.name] ?? [];
         const history = previous.filter((entry) => entry.t >= observation.now - hold);
         history.push({ t: observation.now, n: keep });
@@ -338,9 +468,25 @@ export function createSlaPolicy(
         targets[pool.name] = { desired };
       }
       const decision: Decision = { targets, reasons };
-      return { decision, state: { ...smoothed, wants, backlogTicks } };
+      return { decision, state: { ...smoothed, wants, backlogTicks, kvCalibration } };
     },
   };
+}
+
+/**
+ * The share of a burst's arrival rate that decode holds at once. A burst of rate B lasting `burst_s`
+ * brings B·burst_s requests, each in decode for T = output × step: B·min(burst_s, T) of them at once,
+ * as a rate for Little's law B × min(1, burst_s / T). Long outputs see a short burst smoothed.
+ */
+export function decodeSpikeShare(
+  burst_s: number,
+  meanOutput: number,
+  meanPrompt: number,
+  performance: PoolPerformance,
+): number {
+  const decodeTime = meanOutput * performance.decodeStepS(1, meanPrompt + meanOutput);
+  if (!(decodeTime > 0) || !(burst_s > 0)) return 1;
+  return Math.min(1, burst_s / decodeTime);
 }
 
 /**
@@ -377,7 +523,15 @@ export function decodeKvHigh(meanKv: number, tokensPerRequest: number, config: S
   return meanKv + config.decode_overflow_z * spread;
 }
 
-/** Decode replicas whose KV caches hold the demand at the configured utilization. */
+/**
+ * Decode replicas for steady traffic, from the TBT SLO (the decode counterpart of `prefillReplicas`).
+ * A replica holds `slots` requests at once: its KV tokens at `decode_kv_utilization` over the KV
+ * tokens of one request (prompt + output, `decode_size_bias`). Requests that find every slot taken
+ * wait for KV room (Splitwise's scheduler lets the KV shipment wait), and a request may wait
+ * (tbt_slowdown − 1) decode times before its TBT slowdown exceeds the SLO. With the requests in
+ * decode at once (Little's law) as the offered load, the M/M/c tail C(c, a)·exp(−(c − a)·(s − 1))
+ * must stay under `tbt_miss_target`; the high quantile of `decode_overflow_z` is a floor.
+ */
 export function decodeReplicas(
   requestsPerS: number,
   meanPrompt: number,
@@ -386,11 +540,29 @@ export function decodeReplicas(
   maxKvTokens: number,
   performance: PoolPerformance,
   config: SlaConfig,
+  utilization = config.decode_kv_utilization,
+  calibration = 1,
 ): number {
-  if (maxKvTokens <= 0) return 0;
-  const demand = decodeKvDemand(requestsPerS, meanPrompt, meanOutput, replicas, performance, config);
+  if (maxKvTokens <= 0 || requestsPerS <= 0) return 0;
+  const demand =
+    decodeKvDemand(requestsPerS, meanPrompt, meanOutput, replicas, performance, config) * calibration;
+  const tokensPerRequest = (meanPrompt + meanOutput) * config.decode_size_bias * calibration;
+  const load = demand / tokensPerRequest;
+  const slots = Math.max(1, Math.floor((maxKvTokens * utilization) / tokensPerRequest));
+  const waits = config.tbt_slowdown - 1;
+  let replicasNeeded = Math.max(1, Math.ceil(load / slots - 1e-9));
+  for (; replicasNeeded < 10_000; replicasNeeded++) {
+    const servers = replicasNeeded * slots;
+    if (
+      servers > load &&
+      erlangC(servers, load) * Math.exp(-(servers - load) * waits) <= config.tbt_miss_target
+    )
+      break;
+  }
+  if (config.decode_overflow_z <= 0) return replicasNeeded;
+  // The stricter rule: hold a high quantile of the demand at once, without queueing.
   const high = decodeKvHigh(demand, meanPrompt + meanOutput, config);
-  return Math.ceil(high / (maxKvTokens * config.decode_kv_utilization) - 1e-9);
+  return Math.max(replicasNeeded, Math.ceil(high / (maxKvTokens * utilization) - 1e-9));
 }
 
 /**
@@ -439,23 +611,58 @@ export function prefillReplicas(
   return servers;
 }
 
-function learnReserve(state: SlaState, observation: Observation, config: SlaConfig): SlaState {
-  const dt = observation.traffic.window_s;
-  const held = observation.queue.dueBusy + observation.queue.noReplica;
-  let reserve = state.reserve * Math.pow(0.5, Math.max(0, dt) / config.burst_reserve_halflife_s);
-  if (held > 0) reserve = Math.min(config.burst_reserve_max, reserve + config.burst_reserve_step);
-  return reserve === state.reserve ? state : { ...state, reserve };
+/**
+ * P-value of Pearson's dispersion test of a window: how likely Poisson arrivals at the window's mean
+ * rate spread its arrivals over its intervals at least this unevenly. X² = Σ (n − r·w)² / (r·w) over
+ * the intervals (n arrivals in w seconds, r the window's mean rate) is χ² with intervals − 1 degrees
+ * of freedom. 1 when there is nothing to test.
+ */
+export function dispersionPValue(window: OpenWindow): number {
+  if (window.intervals < 2 || window.requests <= 0 || window.seconds <= 0) return 1;
+  const rate = window.requests / window.seconds;
+  const statistic = window.squares / rate - window.requests;
+  return chiSquareUpperTail(statistic, window.intervals - 1);
 }
 
-/** Standard deviation of the per-window rates kept in the state (0 with fewer than two windows). */
-function windowSpread(windows: SlaState["windows"]): { requests: number; prompt: number } {
-  const rates = windows.closed;
-  if (rates.length < 2) return { requests: 0, prompt: 0 };
-  const std = (values: number[]): number => {
-    const mean = values.reduce((sum, value) => sum + value, 0) / values.length;
-    return Math.sqrt(values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / (values.length - 1));
+/** A burst: its peak rates, and how long the window's arrivals would last at the peak rate. */
+export interface Burst {
+  readonly requests: number;
+  readonly prompt: number;
+  readonly seconds: number;
+}
+
+const NO_BURST: Burst = { requests: 0, prompt: 0, seconds: 0 };
+
+/**
+ * The burst peak of a window: the rates of its busiest interval when the window fails the dispersion
+ * test at `burst_significance`, else none. A burst is planned for at its own rate; traffic that
+ * merely fluctuates as memoryless arrivals do is left to the queueing model.
+ */
+export function burstPeak(window: OpenWindow, config: SlaConfig): Burst {
+  const peak = window.peak;
+  if (peak.requests <= 0 || peak.seconds <= 0) return NO_BURST;
+  if (dispersionPValue(window) > config.burst_significance) return NO_BURST;
+  const requests = peak.requests / peak.seconds;
+  return { requests, prompt: peak.prompt / peak.seconds, seconds: window.requests / requests };
+}
+
+/**
+ * Rates to plan for so that the next burst finds its capacity ready: the upper prediction bound
+ * (`burst_quantile`) of the burst peaks of the last closed windows (a window without a burst counts
+ * as 0), and at least the burst seen so far in the window being filled; with the bursts' mean
+ * duration. Zero for traffic without bursts.
+ */
+export function burstPlan(windows: SlaState["windows"], config: SlaConfig): Burst {
+  const open = burstPeak(windows.open, config);
+  const bound = (values: number[]): number =>
+    Math.max(0, upperPredictionBound(values, config.burst_quantile));
+  const durations = windows.closed.map((window) => window.burstSeconds).filter((seconds) => seconds > 0);
+  if (open.seconds > 0) durations.push(open.seconds);
+  return {
+    requests: Math.max(open.requests, bound(windows.closed.map((window) => window.burstRequests))),
+    prompt: Math.max(open.prompt, bound(windows.closed.map((window) => window.burstPrompt))),
+    seconds: durations.length > 0 ? durations.reduce((sum, value) => sum + value, 0) / durations.length : 0,
   };
-  return { requests: std(rates.map((rate) => rate.requests)), prompt: std(rates.map((rate) => rate.prompt)) };
 }
 
 /** Adds one traffic interval to the current variability window; closes it when it is long enough. */
@@ -464,17 +671,33 @@ function accumulateWindow(
   traffic: TrafficWindow,
   config: SlaConfig,
 ): SlaState["windows"] {
-  const open = {
-    seconds: windows.open.seconds + traffic.window_s,
-    requests: windows.open.requests + traffic.arrivals,
-    prompt: windows.open.prompt + traffic.promptTokens,
+  const interval: Interval = {
+    seconds: traffic.window_s,
+    requests: traffic.arrivals,
+    prompt: traffic.promptTokens,
+  };
+  const previous = windows.open.peak;
+  const busier =
+    previous.seconds <= 0 || interval.requests / interval.seconds > previous.requests / previous.seconds;
+  const open: OpenWindow = {
+    seconds: windows.open.seconds + interval.seconds,
+    requests: windows.open.requests + interval.requests,
+    prompt: windows.open.prompt + interval.prompt,
+    intervals: windows.open.intervals + 1,
+    squares: windows.open.squares + (interval.seconds > 0 ? interval.requests ** 2 / interval.seconds : 0),
+    peak: busier ? interval : previous,
   };
   if (open.seconds < config.burst_window_s) return { ...windows, open };
-  const closed = [
+  const burst = burstPeak(open, config);
+  const closed: ClosedWindow[] = [
     ...windows.closed,
-    { requests: open.requests / open.seconds, prompt: open.prompt / open.seconds },
+    {
+      burstRequests: burst.requests,
+      burstPrompt: burst.prompt,
+      burstSeconds: burst.seconds,
+    },
   ];
-  return { open: { seconds: 0, requests: 0, prompt: 0 }, closed: closed.slice(-config.burst_windows) };
+  return { open: EMPTY_WINDOW, closed: closed.slice(-config.burst_windows) };
 }
 
 function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: SlaConfig): SlaState {
@@ -483,15 +706,15 @@ function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: Sl
   state = { ...state, windows: accumulateWindow(state.windows, traffic, config) };
   const requestRate = traffic.arrivals / dt;
   const promptRate = traffic.promptTokens / dt;
-  const alpha = 1 - Math.pow(0.5, dt / config.level_halflife_s);
-  const meanPrompt =
-    traffic.arrivals > 0
-      ? state.meanPrompt + alpha * (traffic.promptTokens / traffic.arrivals - state.meanPrompt)
-      : state.meanPrompt;
-  const meanOutput =
-    traffic.completions > 0
-      ? state.meanOutput + alpha * (traffic.outputTokens / traffic.completions - state.meanOutput)
-      : state.meanOutput;
+  const keep = Math.pow(0.5, dt / config.size_halflife_s);
+  const sizes = {
+    prompt: state.sizes.prompt * keep + traffic.promptTokens,
+    arrivals: state.sizes.arrivals * keep + traffic.arrivals,
+    output: state.sizes.output * keep + traffic.outputTokens,
+    completions: state.sizes.completions * keep + traffic.completions,
+  };
+  const meanPrompt = sizes.arrivals > 0 ? sizes.prompt / sizes.arrivals : state.meanPrompt;
+  const meanOutput = sizes.completions > 0 ? sizes.output / sizes.completions : state.meanOutput;
   if (!state.initialized) {
     return {
       ...state,
@@ -499,8 +722,9 @@ function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: Sl
       lastTime: now,
       requests: { level: requestRate, trend: 0 },
       promptTokens: { level: promptRate, trend: 0 },
-      meanPrompt: traffic.arrivals > 0 ? traffic.promptTokens / traffic.arrivals : state.meanPrompt,
+      meanPrompt,
       meanOutput,
+      sizes,
     };
   }
   return {
@@ -510,5 +734,6 @@ function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: Sl
     promptTokens: holt(state.promptTokens, promptRate, dt, config.level_halflife_s, config.trend_halflife_s),
     meanPrompt,
     meanOutput,
+    sizes,
   };
 }

@@ -4,9 +4,13 @@ import { UsageError } from "../../src/errors.ts";
 import type { IterationTimeModel } from "../../src/model/performance.ts";
 import type { PolicyContext } from "../../src/policy/registry.ts";
 import {
+  burstPeak,
+  burstPlan,
   createSlaPolicy,
   decodeKvHigh,
   decodeReplicas,
+  decodeSpikeShare,
+  dispersionPValue,
   erlangC,
   prefillReplicas,
   slaConfigSchema,
@@ -183,16 +187,125 @@ void describe("sla decisions", () => {
     assert.ok(desired[desired.length - 1]! < 6, desired.join(","));
   });
 
-  void it("builds a burst reserve while requests are held, and it decays afterwards", () => {
-    const policy = createSlaPolicy({ burst_reserve_halflife_s: 10 }, context);
+  void it("plans for a burst it saw, keeps that capacity through the silence after it, then lets go", () => {
+    // Windows of 20 s, remembered for 3 windows: a 4-second burst of 100 req/s after a quiet start.
+    const policy = createSlaPolicy({ burst_window_s: 20, burst_windows: 3 }, context);
+    const fleet = (): [ReplicaView[], ReplicaView[]] => [ready("prefill", 2), ready("decode", 1)];
     let state = policy.init(0);
-    for (let t = 2; t <= 20; t += 2)
-      ({ state } = policy.decide(observation(t, 5, ready("prefill", 2), ready("decode", 1), 3), state));
-    const built = state.reserve;
-    assert.ok(built > 0.5, `reserve ${built}`);
-    for (let t = 22; t <= 60; t += 2)
-      ({ state } = policy.decide(observation(t, 5, ready("prefill", 2), ready("decode", 1)), state));
-    assert.ok(state.reserve < built / 4, `${state.reserve} vs ${built}`);
+    const step = (t: number, rate: number): number => {
+      const result = policy.decide(observation(t, rate, ...fleet()), state);
+      state = result.state;
+      return result.decision.targets.prefill!.desired;
+    };
+    for (let t = 2; t <= 40; t += 2) step(t, 0.5);
+    const quiet = step(42, 0.5);
+    step(44, 100);
+    step(46, 100);
+    const desired: number[] = [];
+    for (let t = 48; t <= 240; t += 2) desired.push(step(t, 0));
+    const plan = burstPlan(state.windows, slaConfigSchema.parse({ burst_window_s: 20, burst_windows: 3 }));
+    // While the burst is in memory, silence does not release its capacity.
+    const held = desired.slice(0, Math.floor((100 - 48) / 2));
+    assert.ok(
+      held.every((value) => value >= 10),
+      `burst capacity released during the silence: ${held.join(",")}`,
+    );
+    assert.ok(held[0]! > quiet, `${held[0]} vs ${quiet} before the burst`);
+    // Three silent windows later it is forgotten, and the pool shrinks after its hold.
+    assert.equal(plan.prompt, 0);
+    assert.ok(desired[desired.length - 1]! <= quiet, desired.join(","));
+  });
+
+  void it("gives smooth (Poisson-like) traffic no burst plan", () => {
+    const config = slaConfigSchema.parse({});
+    const policy = createSlaPolicy({}, context);
+    let state = policy.init(0);
+    // Arrivals per 2-second interval wobble around 10 the way Poisson counts do.
+    const counts = [10, 7, 12, 9, 14, 8, 11, 6, 13, 10, 9, 12, 8, 11, 10];
+    for (let i = 0; i < 120; i++) {
+      const rate = counts[i % counts.length]! / 2;
+      ({ state } = policy.decide(
+        observation(2 * (i + 1), rate, ready("prefill", 2), ready("decode", 1)),
+        state,
+      ));
+    }
+    assert.equal(state.windows.closed.length, 4);
+    assert.deepEqual(burstPlan(state.windows, config), { requests: 0, prompt: 0, seconds: 0 });
+  });
+
+  void it("flags a window whose arrivals are far too uneven for Poisson arrivals", () => {
+    const config = slaConfigSchema.parse({});
+    const window = (counts: number[]) => ({
+      seconds: 2 * counts.length,
+      requests: counts.reduce((sum, n) => sum + n, 0),
+      prompt: 1000 * counts.reduce((sum, n) => sum + n, 0),
+      intervals: counts.length,
+      squares: counts.reduce((sum, n) => sum + (n * n) / 2, 0),
+      peak: { seconds: 2, requests: Math.max(...counts), prompt: 1000 * Math.max(...counts) },
+    });
+    const even = window(Array.from({ length: 30 }, (_, i) => 10 + ((i * 7) % 5) - 2));
+    const onOff = window(Array.from({ length: 30 }, (_, i) => (i >= 10 && i < 13 ? 80 : 2)));
+    assert.ok(dispersionPValue(even) > 0.01, `${dispersionPValue(even)}`);
+    assert.ok(dispersionPValue(onOff) < 1e-20, `${dispersionPValue(onOff)}`);
+    assert.equal(burstPeak(even, config).requests, 0);
+    assert.deepEqual(burstPeak(onOff, config), {
+      requests: 40,
+      prompt: 40_000,
+      seconds: (3 * 80 + 27 * 2) / 40,
+    });
+  });
+
+  void it("weighs every request alike in the mean sizes, however the completions bunch up", () => {
+    const policy = createSlaPolicy({}, context);
+    let state = policy.init(0);
+    const at = (t: number, completions: number, outputTokens: number): void => {
+      const obs = observation(t, 1, ready("prefill", 1), ready("decode", 1));
+      ({ state } = policy.decide({ ...obs, traffic: { ...obs.traffic, completions, outputTokens } }, state));
+    };
+    // A burst of 60 short answers, then three long stragglers finishing alone.
+    at(2, 60, 60 * 20);
+    for (let t = 4; t <= 8; t += 2) at(t, 1, 1000);
+    assert.ok(Math.abs(state.meanOutput - (60 * 20 + 3 * 1000) / 63) < 2, `${state.meanOutput}`);
+  });
+
+  void it("calibrates the KV model to the KV the decode replicas report on steady traffic", () => {
+    const policy = createSlaPolicy({}, context);
+    let state = policy.init(0);
+    // 12 req/s × 200 tokens × 30 ms = 72 requests in decode × 1,440 tokens (bias 1.2) ≈ 104,000
+    // tokens by the model; the replicas report 30 % of a 100,000-token cache in use.
+    const decode = [replica("decode", 0, "ready", { kv_cache_usage_perc: 0.3 })];
+    for (let t = 2; t <= 120; t += 2)
+      ({ state } = policy.decide(observation(t, 12, ready("prefill", 4), decode), state));
+    const calibration = state.kvCalibration.decode!;
+    const ratio = calibration.measured / calibration.model;
+    assert.ok(ratio > 0.25 && ratio < 0.35, `${ratio}`);
+    // Uncalibrated, the same traffic would need two decode replicas; calibrated, one holds it.
+    const config = slaConfigSchema.parse({});
+    const performance = slaPerformance(context.pools[1]!, config, "test");
+    assert.equal(decodeReplicas(12, 1000, 200, 1, 100_000, performance, config), 2);
+    const result = policy.decide(observation(122, 12, ready("prefill", 4), decode), state);
+    assert.equal(result.decision.targets.decode!.desired, 1);
+  });
+
+  void it("plans a decode burst no faster than the prefill pools can deliver it", () => {
+    const config = slaConfigSchema.parse({});
+    const performance = slaPerformance(context.pools[1]!, config, "test");
+    // Long outputs (decode time 6 s) see a 2-second burst as a third of its rate; short ones in full.
+    assert.ok(Math.abs(decodeSpikeShare(2, 200, 1000, performance) - 2 / 6) < 1e-9);
+    assert.equal(decodeSpikeShare(2, 20, 1000, performance), 1);
+    const policy = createSlaPolicy({ burst_window_s: 20, burst_windows: 3 }, context);
+    let state = policy.init(0);
+    let decode = 0;
+    for (let t = 2; t <= 60; t += 2) {
+      const rate = t >= 20 && t <= 24 ? 2000 : 0.5;
+      const result = policy.decide(observation(t, rate, ready("prefill", 2), ready("decode", 1)), state);
+      state = result.state;
+      decode = Math.max(decode, result.decision.targets.decode!.desired);
+    }
+    // 20 prefill replicas at most (the pool max) × ~9,100 tok/s over 1,000-token prompts ≈ 182 req/s
+    // reach decode, not 2,000: 182 req/s × 200 tokens × 30 ms × 1,440 tokens ≈ 1.6 M KV tokens, 16
+    // replicas, where 2,000 req/s would have asked for the pool maximum.
+    assert.ok(decode >= 10 && decode < 20, `${decode}`);
   });
 
   void it("is pure: the same observation and state give the same decision, and nothing is mutated", () => {
