@@ -140,6 +140,20 @@ void describe("sla building blocks", () => {
       () => createSlaPolicy({ ttft_miss_target: 2 }, context),
       (error: unknown) => error instanceof UsageError && error.message.includes("ttft_miss_target"),
     );
+    for (const [key, value] of [
+      ["burst_quantile", 0.3],
+      ["burst_significance", 0],
+      ["burst_windows", 1],
+      ["tbt_miss_target", 1],
+      ["tbt_slowdown", 1],
+      ["size_halflife_s", 0],
+    ] as const) {
+      assert.throws(
+        () => createSlaPolicy({ [key]: value }, context),
+        (error: unknown) => error instanceof UsageError && error.message.includes(key),
+        key,
+      );
+    }
     assert.throws(
       () => createSlaPolicy({ prefil_utilization: 0.5 }, context),
       (error: unknown) =>
