@@ -137,10 +137,11 @@ writeFileSync(
   ].join("\n"),
 );
 const gatewayTrace = new GcTrace();
-const { child, url: gatewayUrl } = await spawnAndWaitUrl([...CLI, "serve", "--config", config], {
-  ...process.env,
-  NODE_OPTIONS: `${TRACE_GC} ${GATEWAY_FLAGS}`.trim(),
-});
+const [node, ...cli] = CLI;
+const { child, url: gatewayUrl } = await spawnAndWaitUrl(
+  [node!, ...GATEWAY_FLAGS.split(" ").filter((flag) => flag !== ""), ...cli, "serve", "--config", config],
+  { ...process.env, NODE_OPTIONS: TRACE_GC },
+);
 child.stdout!.on("data", (data: Buffer) => gatewayTrace.feed(data.toString("utf8")));
 
 const rows: string[] = [];
