@@ -97,35 +97,40 @@ function mediaType(header: string): string {
 }
 
 /**
- * Reads a JSON request body for a front handler, with fastify's rules: a body without a content
- * type is refused (415) unless empty (then `undefined`), any type but application/json is refused,
- * a body over `limit` bytes is refused (413, by its Content-Length before reading when it has one).
- * `done` is not called when the client goes away before the body is complete.
+ * Reads and parses a request body for a front handler, with the rules fastify's routes apply (its
+ * two default parsers): application/json is parsed (`value` is what JSON.parse gave), text/plain is a
+ * string, no body at all is `undefined`; a body without a content type and any other type are refused
+ * (415), as are bodies over `limit` bytes (413, by their Content-Length before reading when they
+ * have one), malformed JSON and empty JSON bodies (400). `raw` is the body as received. `done` is not
+ * called when the client goes away before the body is complete.
  */
-export function readJsonBody(
+export function readBody(
   request: IncomingMessage,
   limit: number,
-  done: (refused: Refusal | undefined, body: Buffer | undefined) => void,
+  done: (refused: Refusal | undefined, value: unknown, raw: Buffer | undefined) => void,
 ): void {
   const headers = request.headers;
   const type = headers["content-type"];
   const declared = headers["content-length"];
   const bodyless = headers["transfer-encoding"] === undefined && (declared === undefined || declared === "0");
+  let json = type === "application/json";
   let refused: Refusal | undefined;
   if (type === undefined) {
-    if (bodyless) return done(undefined, undefined);
+    if (bodyless) return done(undefined, undefined, undefined);
     refused = refusal.mediaType("");
-  } else if (type !== "application/json" && mediaType(type) !== "application/json") {
-    refused = refusal.mediaType(type);
-  } else if (declared !== undefined && Number(declared) > limit) {
-    refused = refusal.tooLarge(limit);
+  } else if (!json) {
+    const media = mediaType(type);
+    json = media === "application/json";
+    if (!json && media !== "text/plain") refused = refusal.mediaType(type);
   }
+  if (refused === undefined && declared !== undefined && Number(declared) > limit)
+    refused = refusal.tooLarge(limit);
   request.on("error", () => {
     // The client went away mid-body: nothing to answer.
   });
   if (refused !== undefined) {
     request.resume(); // drain it, so the connection can serve the next request
-    return done(refused, undefined);
+    return done(refused, undefined, undefined);
   }
   let first: Buffer | undefined;
   let more: Buffer[] | undefined;
@@ -136,7 +141,7 @@ export function readJsonBody(
     received += chunk.length;
     if (received > limit) {
       tooLarge = true;
-      done(refusal.tooLarge(limit), undefined);
+      done(refusal.tooLarge(limit), undefined, undefined);
       return;
     }
     if (first === undefined) first = chunk;
@@ -144,7 +149,20 @@ export function readJsonBody(
   });
   request.on("end", () => {
     if (tooLarge) return;
-    done(undefined, more !== undefined ? Buffer.concat(more, received) : (first ?? Buffer.alloc(0)));
+    const raw = more !== undefined ? Buffer.concat(more, received) : (first ?? Buffer.alloc(0));
+    const text = raw.toString("utf8");
+    if (!json) return done(undefined, text, raw);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return done(
+        text.trim() === "" ? refusal.empty() : refusal.malformed((error as Error).message),
+        undefined,
+        undefined,
+      );
+    }
+    done(undefined, value, raw);
   });
 }
 

@@ -8,7 +8,15 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { afterEach, describe, it } from "node:test";
 import { request } from "undici";
-import { FakeWorker, post, sseEvents, startBareGateway, waitFor, type BareGateway } from "./helpers.ts";
+import {
+  errorOf,
+  FakeWorker,
+  post,
+  sseEvents,
+  startBareGateway,
+  waitFor,
+  type BareGateway,
+} from "./helpers.ts";
 
 const workers: FakeWorker[] = [];
 let bare: BareGateway | undefined;
@@ -38,18 +46,21 @@ function chunks(...pieces: string[]): Readable {
 const completion = JSON.stringify({ model: "m", prompt: "hello", max_tokens: 3 });
 
 void describe("gateway front door", () => {
-  void it("refuses other content types with 415 (a body without one too) and accepts parameters", async () => {
+  void it("refuses content types but JSON and plain text with 415 (a body without one too), as fastify did", async () => {
     const { g, w } = await gatewayWithWorker();
     const url = `${g.url}/v1/completions`;
-    const text = await request(url, {
+    const text = await post(url, completion, { "content-type": "text/plain" });
+    assert.equal(text.status, 400, "plain text is read as a string, not parsed");
+    assert.equal(errorOf(text).message, "the request body must be a JSON object");
+    const form = await request(url, {
       method: "POST",
-      headers: { "content-type": "text/plain" },
-      body: completion,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "prompt=x",
     });
-    assert.equal(text.statusCode, 415);
-    assert.deepEqual(await text.body.json(), {
+    assert.equal(form.statusCode, 415);
+    assert.deepEqual(await form.body.json(), {
       error: {
-        message: 'unsupported content type "text/plain": send application/json',
+        message: 'unsupported content type "application/x-www-form-urlencoded": send application/json',
         type: "invalid_request_error",
         code: "unsupported_media_type",
         param: null,
@@ -67,7 +78,7 @@ void describe("gateway front door", () => {
     const charset = await post(url, completion, { "content-type": "Application/JSON; charset=utf-8" });
     assert.equal(charset.status, 200);
     assert.equal(w.received, 1);
-    assert.equal(g.gateway.stats.invalid, 3);
+    assert.equal(g.gateway.stats.invalid, 4);
     assert.equal(g.gateway.stats.received, 1);
   });
 

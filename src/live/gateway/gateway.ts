@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { Agent, request as httpRequest } from "undici";
 import { requestLengths } from "../engine/lengths.ts";
-import { readJsonBody, refusal, sendJson, sendRefusal, serveFirst, type FrontLimits } from "../http.ts";
+import { readBody, sendJson, sendRefusal, serveFirst, type FrontLimits } from "../http.ts";
 import type { Logger } from "../log.ts";
 import { errorBody, validateBody, type RequestKind } from "../openai.ts";
 import type { Worker, WorkerRegistry } from "../workers.ts";
@@ -142,11 +142,11 @@ export class Gateway implements ExchangeHost {
     const query = url.indexOf("?");
     const kind = ROUTES[query < 0 ? url : url.slice(0, query)];
     if (kind === undefined) return false;
-    readJsonBody(request, limits.bodyLimit, (refused, body) => {
+    readBody(request, limits.bodyLimit, (refused, parsed, raw) => {
       if (refused !== undefined) {
         limits.onRefused(refused.status);
         sendRefusal(response, refused);
-      } else this.accept(kind, request, response, body);
+      } else this.accept(kind, request, response, parsed, raw);
     });
     return true;
   }
@@ -156,23 +156,10 @@ export class Gateway implements ExchangeHost {
     kind: RequestKind,
     request: IncomingMessage,
     response: ServerResponse,
-    body: Buffer | undefined,
+    parsed: unknown,
+    raw: Buffer | undefined,
   ): void {
     const arrivedAtMs = this.nowMs();
-    let parsed: unknown;
-    if (body !== undefined) {
-      const text = body.toString("utf8");
-      try {
-        parsed = JSON.parse(text);
-      } catch (error) {
-        this.stats.invalid++;
-        sendRefusal(
-          response,
-          text.trim() === "" ? refusal.empty() : refusal.malformed((error as Error).message),
-        );
-        return;
-      }
-    }
     const validated = validateBody(kind, parsed);
     if (!validated.ok) {
       this.stats.invalid++;
@@ -215,7 +202,7 @@ export class Gateway implements ExchangeHost {
       lengths.prompt,
       arrivedAtMs,
       arrivedAtMs + timeout_s * 1000,
-      body ?? Buffer.from(JSON.stringify(parsed)),
+      raw ?? Buffer.from(JSON.stringify(parsed)),
       response,
     ).start();
   }
