@@ -7,14 +7,17 @@
  * time scale 1000) is driven open loop at a fixed rate, first straight to the engine, then through
  * the gateway, each after a warm-up at the same rate. Per phase and process:
  *
- * - CPU µs per request: utime + stime from /proc/<pid>/stat over the phase, divided by requests.
+ * - CPU µs per request: utime + stime from /proc/<pid>/stat over the phase, divided by requests
+ *   (system time is mostly the loopback TCP stack: on loopback the sender's write runs the receive
+ *   path too).
  * - KB allocated per request: V8's `--trace-gc-nvp` reports the bytes allocated since the previous
  *   GC at every GC; summed over the GCs inside the phase (first one excluded) and divided by the
  *   requests sent between the first and the last of them (the load is a fixed rate).
  * - young-generation GCs per second and their mean and longest pause.
  *
  * --stream N sends SSE requests of N tokens instead of JSON ones with max_tokens 1. --gateway-flags
- * "..." adds Node flags to the gateway (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+ * "..." adds Node flags to the gateway (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+ * --engine-node-options "..." to the engine's NODE_OPTIONS (e.g. "--perf-basic-prof").
  */
 import { readFileSync } from "node:fs";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -37,6 +40,7 @@ const SECONDS = option("--seconds", 10);
 const STREAM = option("--stream", 0);
 const TARGET = text("--target", "both");
 const GATEWAY_FLAGS = text("--gateway-flags", "");
+const ENGINE_OPTIONS = text("--engine-node-options", "");
 const TICK_US = 1e6 / 100; // USER_HZ
 // V8 flags are not allowed in NODE_OPTIONS, but --trace-gc-nvp can be set at run time by a module
 // preloaded before the process allocates much (inline, so NODE_OPTIONS needs no file path).
@@ -49,10 +53,25 @@ const BODY = JSON.stringify(
     : { model: "llama2-70b", prompt: "hello", max_tokens: 1 },
 );
 
-function cpuTicks(pid: number): number {
+/** User and system CPU ticks of a process so far. */
+function cpuTicks(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  return { user: Number(fields[11]), system: Number(fields[12]) }; // utime, stime (fields 14 and 15)
+}
+
+/** CPU µs per request between two readings, as "total (user + system)". */
+function perRequest(
+  from: { user: number; system: number },
+  to: { user: number; system: number },
+  requests: number,
+) {
+  const user = ((to.user - from.user) * TICK_US) / requests;
+  const system = ((to.system - from.system) * TICK_US) / requests;
+  return {
+    total: user + system,
+    text: `${(user + system).toFixed(0)} (${user.toFixed(0)} + ${system.toFixed(0)})`,
+  };
 }
 
 interface GcLine {
@@ -133,7 +152,7 @@ writeFileSync(
     "  type: process",
     "  engine: { time_scale: 1000 }",
     `  log_dir: ${JSON.stringify(scratch)}`,
-    `  env: { NODE_OPTIONS: ${JSON.stringify(TRACE_GC)} }`,
+    `  env: { NODE_OPTIONS: ${JSON.stringify(`${TRACE_GC} ${ENGINE_OPTIONS}`.trim())} }`,
   ].join("\n"),
 );
 const gatewayTrace = new GcTrace();
@@ -183,12 +202,12 @@ try {
     const latency = summary(result.latencies_ms);
     const gw = phaseGc(gatewayTrace, gcFrom[0], gatewayTrace.lines.length, RATE);
     const en = phaseGc(engineTrace, gcFrom[1], engineTrace.lines.length, RATE);
-    const gwCpu = ((cpuTo[0] - cpuFrom[0]) * TICK_US) / requests;
-    const enCpu = ((cpuTo[1] - cpuFrom[1]) * TICK_US) / requests;
+    const gwCpu = perRequest(cpuFrom[0], cpuTo[0], requests);
+    const enCpu = perRequest(cpuFrom[1], cpuTo[1], requests);
     const row =
-      `| ${target} | ${target === "gateway" ? gwCpu.toFixed(0) : "-"} | ${target === "gateway" ? gw.kbPerRequest.toFixed(1) : "-"} ` +
+      `| ${target} | ${target === "gateway" ? gwCpu.text : "-"} | ${target === "gateway" ? gw.kbPerRequest.toFixed(1) : "-"} ` +
       `| ${target === "gateway" ? `${gw.scavenges} (${gw.meanPauseMs.toFixed(1)}/${gw.maxPauseMs.toFixed(1)})` : "-"} ` +
-      `| ${enCpu.toFixed(0)} | ${en.kbPerRequest.toFixed(1)} | ${en.scavenges} (${en.meanPauseMs.toFixed(1)}/${en.maxPauseMs.toFixed(1)}) ` +
+      `| ${enCpu.text} | ${en.kbPerRequest.toFixed(1)} | ${en.scavenges} (${en.meanPauseMs.toFixed(1)}/${en.maxPauseMs.toFixed(1)}) ` +
       `| ${latency.p50.toFixed(2)} | ${latency.p99.toFixed(2)} | ${load.toFixed(2)} | ${result.errors} |`;
     rows.push(row);
     process.stderr.write(`${row}\n`);
@@ -203,7 +222,7 @@ process.stdout.write(
   [
     `${cpus().length} x ${cpus()[0]?.model ?? "?"}, Node ${process.version}; ${RATE} req/s for ${SECONDS} s per phase, ${STREAM > 0 ? `SSE, ${STREAM} tokens` : "JSON, max_tokens 1"}`,
     "",
-    "| path | gateway CPU µs/req | gateway KB/req | gateway scavenges (mean/max ms) | engine CPU µs/req | engine KB/req | engine scavenges (mean/max ms) | p50 ms | p99 ms | load (1 min) | errors |",
+    "| path | gateway CPU µs/req (user + sys) | gateway KB/req | gateway scavenges (mean/max ms) | engine CPU µs/req (user + sys) | engine KB/req | engine scavenges (mean/max ms) | p50 ms | p99 ms | load (1 min) | errors |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows,
   ].join("\n") + "\n",
