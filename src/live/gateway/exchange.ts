@@ -5,8 +5,9 @@
  * byte reached the client, and answers every refusal, deadline and failure.
  *
  * Written by hand because it runs ~1,000 times a second per core: the exchange is itself the undici
- * dispatch handler of each attempt (no response stream, no promise per step) and the target of its
- * deadline timer, and a client going away or a deadline cancels it directly (no AbortController).
+ * dispatch handler of each attempt (no response stream, no promise per step) and an entry of the
+ * gateway's deadline lists (no timer of its own), and a client going away or a deadline cancels it
+ * directly (no AbortController).
  */
 import type { ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
@@ -20,6 +21,7 @@ import {
   type GatewayStats,
   type Outcome,
 } from "./outcomes.ts";
+import { Expiring, type Deadlines } from "./deadlines.ts";
 import type { QueueEntry } from "./queue.ts";
 import { completionTokensIn, SseScan } from "./scan.ts";
 
@@ -31,6 +33,7 @@ export interface ExchangeHost {
   /** Retries after a worker failure (beyond the first attempt). */
   readonly retries: number;
   readonly agent: Dispatcher;
+  readonly deadlines: Deadlines;
   nowMs(): number;
   /** Finds a worker (calls `exchange.assign`), queues the exchange, or refuses it (`exchange.refuse`). */
   admit(exchange: Exchange, retry: boolean): void;
@@ -47,13 +50,12 @@ export interface ExchangeHost {
 const NO_WORKERS: ReadonlySet<string> = new Set();
 const EMPTY = Buffer.alloc(0);
 
-export class Exchange implements Dispatcher.DispatchHandler {
+export class Exchange extends Expiring implements Dispatcher.DispatchHandler {
   /** Set by the gateway while the exchange waits in its queue. */
   queued: QueueEntry | undefined = undefined;
   private tried: Set<string> | undefined = undefined;
   private attempt = 0;
   private worker: Worker | undefined = undefined;
-  private deadline: NodeJS.Timeout | undefined = undefined;
   private clientGone = false;
   private deadlinePassed = false;
   private done = false;
@@ -79,7 +81,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     /** The request body as received: forwarded byte for byte. */
     private readonly body: Buffer,
     private readonly response: ServerResponse,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Workers this request already failed on (a preference for the router). */
   get exclude(): ReadonlySet<string> {
@@ -88,7 +92,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   start(): void {
     this.response.once("close", () => this.clientClosed());
-    this.deadline = setTimeout(deadlineReached, Math.max(0, this.deadlineMs - this.arrivedAtMs), this);
+    this.host.deadlines.add(this, this.deadlineMs - this.arrivedAtMs);
     this.host.admit(this, false);
   }
 
@@ -147,9 +151,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.cancel();
   }
 
-  /** Called by the deadline timer. */
-  deadlineReached(): void {
-    this.deadline = undefined;
+  /** The deadline passed. */
+  expire(): void {
     if (this.done) return;
     this.deadlinePassed = true;
     this.cancel();
@@ -427,17 +430,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private finish(outcome: Outcome, code: number): void {
     if (this.done) return;
     this.done = true;
-    if (this.deadline !== undefined) clearTimeout(this.deadline);
+    this.host.deadlines.remove(this);
     this.release(outcome === "ok");
     const final = this.clientGone && outcome !== "ok" ? "client_closed" : outcome;
     const now = this.host.nowMs();
     this.host.stats.finish(final, code, now);
     this.host.observer.requestDone?.(this.route, code, (now - this.arrivedAtMs) / 1000);
   }
-}
-
-function deadlineReached(exchange: Exchange): void {
-  exchange.deadlineReached();
 }
 
 function describe(error: unknown): string {

@@ -20,6 +20,7 @@ import { readBody, sendJson, sendRefusal, serveFirst, type FrontLimits } from ".
 import type { Logger } from "../log.ts";
 import { errorBody, validateBody, type RequestKind } from "../openai.ts";
 import type { Worker, WorkerRegistry } from "../workers.ts";
+import { Deadlines } from "./deadlines.ts";
 import { Exchange, type ExchangeHost } from "./exchange.ts";
 import { GatewayError, GatewayStats, type GatewayObserver } from "./outcomes.ts";
 import { RequestQueue, type QueueEntry } from "./queue.ts";
@@ -77,6 +78,7 @@ export class Gateway implements ExchangeHost {
    * sockets at once.
    */
   readonly agent: Agent;
+  readonly deadlines = new Deadlines();
   readonly log: Logger;
   readonly retries: number;
   readonly nowMs: () => number;
@@ -131,6 +133,7 @@ export class Gateway implements ExchangeHost {
   async close(): Promise<void> {
     this.shutdown();
     await this.agent.close();
+    this.deadlines.close();
   }
 
   // ---- the front door ----------------------------------------------------------------------------
