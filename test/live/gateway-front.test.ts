@@ -108,6 +108,11 @@ void describe("gateway front door", () => {
     const get = await request(`${g.url}/v1/completions`);
     assert.equal(get.statusCode, 404);
     await get.body.dump();
+    for (const path of ["/v1/completions/", "/constructor", "/__proto__"]) {
+      const other = await post(`${g.url}${path}`, completion);
+      assert.equal(other.status, 404, path);
+      assert.match(errorOf(other).message, /^no route POST/);
+    }
     assert.equal(w.received, 2);
   });
 

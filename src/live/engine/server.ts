@@ -84,10 +84,10 @@ const WORDS = [
   "woods",
 ];
 
-const ROUTES: Readonly<Record<string, RequestKind>> = {
-  "/v1/completions": "completions",
-  "/v1/chat/completions": "chat",
-};
+const ROUTES: ReadonlyMap<string, RequestKind> = new Map([
+  ["/v1/completions", "completions"],
+  ["/v1/chat/completions", "chat"],
+]);
 
 function tokenText(index: number): string {
   return ` ${WORDS[(index * 7) % WORDS.length]!}`;
@@ -327,7 +327,7 @@ export async function startEngineServer(options: EngineOptions): Promise<EngineS
     if (request.method !== "POST") return false;
     const url = request.url ?? "";
     const query = url.indexOf("?");
-    const kind = ROUTES[query < 0 ? url : url.slice(0, query)];
+    const kind = ROUTES.get(query < 0 ? url : url.slice(0, query));
     if (kind === undefined) return false;
     readBody(request, limits.bodyLimit, (refused, parsed) => {
       if (refused !== undefined) return sendRefusal(response, refused);

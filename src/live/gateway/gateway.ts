@@ -58,10 +58,10 @@ const SUSPEND_AFTER_CONNECTION_ERROR_MS = 3000;
 const SUSPEND_AFTER_5XX_MS = 1000;
 const PROBE_TIMEOUT_MS = 500;
 
-const ROUTES: Readonly<Record<string, RequestKind>> = {
-  "/v1/completions": "completions",
-  "/v1/chat/completions": "chat",
-};
+const ROUTES: ReadonlyMap<string, RequestKind> = new Map([
+  ["/v1/completions", "completions"],
+  ["/v1/chat/completions", "chat"],
+]);
 
 function shuttingDown(): GatewayError {
   return new GatewayError(503, "service_unavailable", "shutting_down", "the gateway is shutting down", 5);
@@ -143,7 +143,7 @@ export class Gateway implements ExchangeHost {
     if (request.method !== "POST") return false;
     const url = request.url ?? "";
     const query = url.indexOf("?");
-    const kind = ROUTES[query < 0 ? url : url.slice(0, query)];
+    const kind = ROUTES.get(query < 0 ? url : url.slice(0, query));
     if (kind === undefined) return false;
     readBody(request, limits.bodyLimit, (refused, parsed, raw) => {
       if (refused !== undefined) {
