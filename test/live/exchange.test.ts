@@ -1,8 +1,8 @@
 /**
  * One request's life in the gateway against a fake upstream dispatcher, for what real workers cannot
  * time reliably: a deadline that passes while the request still waits for a connection to its worker
- * (answered 504 at once, the late connection aborted, one outcome), and a worker that keeps sending
- * after the exchange ended.
+ * (answered 504 at once, the late connection aborted, one outcome), callbacks from the worker after
+ * the exchange ended, and a bug in the gateway's bookkeeping (500, one outcome, no retry).
  */
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
@@ -24,14 +24,19 @@ class HeldDispatcher {
   }
 }
 
-function controller(): Dispatcher.DispatchController & { abortedWith: Error | undefined } {
+/** A controller that records aborts and, as undici does, reports them to the handler at once. */
+function controller(
+  handler: Dispatcher.DispatchHandler,
+): Dispatcher.DispatchController & { abortedWith: Error | undefined } {
   return {
     abortedWith: undefined,
     aborted: false,
     paused: false,
     reason: null,
     abort(reason: Error) {
+      if (this.abortedWith !== undefined) return;
       this.abortedWith = reason;
+      handler.onResponseError?.(this, reason);
     },
     pause() {},
     resume() {},
@@ -44,6 +49,7 @@ void describe("Exchange", () => {
   const upstream = new HeldDispatcher();
   const stats = new GatewayStats();
   const released: boolean[] = [];
+  let onFirstByte = (): void => {};
   const registry = new WorkerRegistry();
   const worker = registry.add({ id: "w1", pool: "p", url: "http://127.0.0.1:9", phase: "ready" });
   const host: ExchangeHost = {
@@ -56,7 +62,7 @@ void describe("Exchange", () => {
     nowMs: Date.now,
     admit: (exchange) => exchange.assign(worker),
     unqueue: () => undefined,
-    firstByte: () => {},
+    firstByte: () => onFirstByte(),
     released: (_worker, ok) => released.push(ok),
     quarantine: () => {},
     suspend: () => {},
@@ -98,10 +104,9 @@ void describe("Exchange", () => {
 
     // The connection comes late: the exchange aborts it, and nothing that follows counts twice.
     const handler = upstream.handlers[0]!;
-    const late = controller();
+    const late = controller(handler);
     handler.onRequestStart!(late, {});
     assert.ok(late.abortedWith !== undefined);
-    handler.onResponseError!(late, late.abortedWith);
     handler.onResponseStart!(late, 200, {}, "OK");
     handler.onResponseData!(late, Buffer.from('{"usage":{"completion_tokens":9}}'));
     handler.onResponseEnd!(late, {});
@@ -110,5 +115,28 @@ void describe("Exchange", () => {
     assert.equal(stats.inFlight, 0);
     assert.equal(stats.outputTokens, 0);
     assert.deepEqual(released, [false]);
+  });
+
+  void it("answers 500 once, without a retry, when the gateway's own bookkeeping throws", async () => {
+    onFirstByte = () => {
+      throw new Error("bookkeeping bug");
+    };
+    const failedBefore = stats.outcomes.failed;
+    const answer = request(`${url}/v1/completions`, { method: "POST", body: "{}" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const handler = upstream.handlers[1]!;
+    const live = controller(handler);
+    handler.onRequestStart!(live, {});
+    handler.onResponseStart!(live, 200, { "content-type": "application/json" }, "OK");
+    handler.onResponseData!(live, Buffer.from("{}"));
+    handler.onResponseEnd!(live, {});
+    const response = await answer;
+    assert.equal(response.statusCode, 500);
+    assert.equal(((await response.body.json()) as { error: { code: string } }).error.code, "internal_error");
+    assert.ok(live.abortedWith !== undefined, "the worker's request is aborted");
+    assert.equal(stats.outcomes.failed, failedBefore + 1);
+    assert.equal(stats.byCode.get(500), 1);
+    assert.equal(upstream.handlers.length, 2, "no retry");
+    assert.equal(stats.inFlight, 0);
   });
 });

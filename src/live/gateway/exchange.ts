@@ -91,7 +91,7 @@ export class Exchange extends Expiring implements Dispatcher.DispatchHandler {
   }
 
   start(): void {
-    this.response.once("close", () => this.clientClosed());
+    this.response.on("close", () => this.clientClosed());
     this.host.deadlines.add(this, this.deadlineMs - this.arrivedAtMs);
     this.host.admit(this, false);
   }
@@ -405,10 +405,13 @@ export class Exchange extends Expiring implements Dispatcher.DispatchHandler {
       `request ${this.id}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
     );
     if (this.done) return;
-    this.upstream?.abort(error instanceof Error ? error : new Error(String(error)));
-    if (this.response.headersSent) this.response.destroy();
-    else this.refuse(new GatewayError(500, "server_error", "internal_error", "internal gateway error"));
-    this.finish("failed", 500);
+    const upstream = this.upstream;
+    if (this.response.headersSent) {
+      this.response.destroy();
+      this.finish("failed", 500);
+    } else this.refuse(new GatewayError(500, "server_error", "internal_error", "internal gateway error"));
+    // Once finished: the abort's error callback finds the exchange done (no retry of a bug).
+    upstream?.abort(error instanceof Error ? error : new Error(String(error)));
   }
 
   // ---- bookkeeping -------------------------------------------------------------------------------
