@@ -15,17 +15,15 @@
  * Prints Markdown for BENCHMARKS.md and, with --out, writes the numbers as JSON. With --dist DIR the
  * gateway and engines run the compiled JavaScript (DIR = the output of `npm run build`), not tsx.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { validateConfig } from "../src/config/config.ts";
 import type { RequestRecord } from "../src/metrics/types.ts";
 import { runSimulation } from "../src/simulate/run.ts";
+import { cliCommand, engineCommand, openLoop, ROOT, spawnAndWaitUrl, stop, summary } from "./live-load.ts";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const outIndex = args.indexOf("--out");
@@ -40,64 +38,6 @@ const FIDELITY_S = option("--fidelity-s", quick ? 30 : 120);
 const FIDELITY_RATE = option("--fidelity-rate", 3);
 const FIDELITY_SCALE = option("--time-scale", 2);
 
-// ---- helpers ------------------------------------------------------------------------------------
-
-function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[index]!;
-}
-
-function summary(values: readonly number[]): {
-  n: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-} {
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
-    p50: percentile(sorted, 0.5),
-    p90: percentile(sorted, 0.9),
-    p99: percentile(sorted, 0.99),
-    max: sorted[sorted.length - 1] ?? NaN,
-  };
-}
-
-/** Spawns a child and resolves with the first URL it prints ("listening on" / "serving on"). */
-function spawnAndWaitUrl(
-  argv: string[],
-): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ["ignore", "pipe", "pipe"],
-      cwd: ROOT,
-      env: CHILD_ENV,
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (data: Buffer) => {
-      out += data.toString();
-      const match = /(?:listening|serving) on (http:\/\/\S+)/.exec(out);
-      if (match !== null) resolve({ child, url: match[1]!, stderr: () => err });
-    });
-    child.stderr.on("data", (data: Buffer) => (err += data.toString()));
-    child.once("exit", (code) => reject(new Error(`${argv.join(" ")} exited with ${code}: ${err}`)));
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 8000).unref();
-  });
-}
-
 // --dist DIR: run the compiled JavaScript (`npm run build`, DIR = its dist/) instead of the sources
 // through tsx, as an installed package does.
 const distIndex = args.indexOf("--dist");
@@ -111,67 +51,12 @@ const CHILD_ENV =
         NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-semi-space-size=${SEMI_SPACE}`.trim(),
       }
     : process.env;
-const TSX = import.meta.resolve("tsx");
-const ENGINE =
-  DIST === undefined
-    ? [process.execPath, "--import", TSX, join(ROOT, "src/live/engine/main.ts")]
-    : [process.execPath, join(DIST, "live/engine/main.js")];
-const CLI =
-  DIST === undefined
-    ? [process.execPath, join(ROOT, "bin/splitscale.js")]
-    : [process.execPath, join(DIST, "cli/main.js")];
+const ENGINE = engineCommand(DIST);
+const CLI = cliCommand(DIST);
 
 // ---- 1. gateway overhead ------------------------------------------------------------------------
 
 const BODY = JSON.stringify({ model: "llama2-70b", prompt: "hello", max_tokens: 1 });
-
-async function openLoop(
-  agent: Agent,
-  url: string,
-  rate: number,
-  seconds: number,
-): Promise<{ latencies_ms: number[]; errors: number; achieved_rps: number }> {
-  const total = Math.round(rate * seconds);
-  const latencies: number[] = [];
-  let errors = 0;
-  const inflight: Promise<void>[] = [];
-  const start = performance.now();
-  let sent = 0;
-  const fire = (): void => {
-    const t0 = performance.now();
-    inflight.push(
-      request(`${url}/v1/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: BODY,
-        dispatcher: agent,
-      })
-        .then(async (response) => {
-          await response.body.text();
-          if (response.statusCode === 200) latencies.push(performance.now() - t0);
-          else errors++;
-        })
-        .catch(() => {
-          errors++;
-        }),
-    );
-  };
-  await new Promise<void>((resolve) => {
-    const tick = (): void => {
-      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate) + 1);
-      while (sent < due) {
-        fire();
-        sent++;
-      }
-      if (sent < total) setTimeout(tick, 1);
-      else resolve();
-    };
-    tick();
-  });
-  const sendSpan = (performance.now() - start) / 1000;
-  await Promise.all(inflight);
-  return { latencies_ms: latencies, errors, achieved_rps: total / sendSpan };
-}
 
 async function gatewayOverhead() {
   const scratch = mkdtempSync(join(tmpdir(), "splitscale-bench-"));
@@ -188,7 +73,11 @@ async function gatewayOverhead() {
       "actuator: { type: process, engine: { time_scale: 1000 } }",
     ].join("\n"),
   );
-  const { child, url: gatewayUrl, stderr } = await spawnAndWaitUrl([...CLI, "serve", "--config", config]);
+  const {
+    child,
+    url: gatewayUrl,
+    stderr,
+  } = await spawnAndWaitUrl([...CLI, "serve", "--config", config], CHILD_ENV);
   try {
     let engineUrl: string | undefined;
     for (let i = 0; i < 200 && engineUrl === undefined; i++) {
@@ -200,11 +89,11 @@ async function gatewayOverhead() {
     if (engineUrl === undefined) throw new Error("the gateway's worker never became ready");
     const agent = new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
     // Warm up both paths at the full rate (JIT, connection pools, heap sizes): steady state is measured.
-    await openLoop(agent, engineUrl, RATE, 3);
-    await openLoop(agent, gatewayUrl, RATE, 3);
+    await openLoop(agent, engineUrl, RATE, 3, BODY);
+    await openLoop(agent, gatewayUrl, RATE, 3, BODY);
     const runs: { target: string; latencies_ms: number[]; errors: number; achieved_rps: number }[] = [];
     for (const target of ["direct", "gateway", "direct", "gateway"]) {
-      const result = await openLoop(agent, target === "direct" ? engineUrl : gatewayUrl, RATE, PHASE_S);
+      const result = await openLoop(agent, target === "direct" ? engineUrl : gatewayUrl, RATE, PHASE_S, BODY);
       runs.push({ target, ...result });
       const phase = summary(result.latencies_ms);
       const logged = stderr().trim();
@@ -331,15 +220,10 @@ async function replay(
 
 async function fidelity() {
   const records = simulateWorkload();
-  const { child, url } = await spawnAndWaitUrl([
-    ...ENGINE,
-    "--port",
-    "0",
-    "--time-scale",
-    String(FIDELITY_SCALE),
-    "--log-level",
-    "warn",
-  ]);
+  const { child, url } = await spawnAndWaitUrl(
+    [...ENGINE, "--port", "0", "--time-scale", String(FIDELITY_SCALE), "--log-level", "warn"],
+    CHILD_ENV,
+  );
   try {
     const emulated = await replay(url, records, FIDELITY_SCALE);
     const simTbt = records.filter((r) => r.output_tokens > 1).map((r) => r.tbt_s);

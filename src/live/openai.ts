@@ -62,13 +62,54 @@ export function errorBody(
   return { error: { message, type, code, param } };
 }
 
+const isPositiveInt = (value: unknown): boolean =>
+  typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+
+/**
+ * The common request shapes, recognized by hand: zod costs as much per request as the rest of the
+ * gateway's validation and routing together. True only for bodies the schema surely accepts (the
+ * schema passes them through unchanged: no defaults, no transforms); anything else, every invalid
+ * body included, goes through zod, which words the error.
+ */
+export function surelyValid(kind: RequestKind, body: Record<string, unknown>): boolean {
+  const { model, stream, max_tokens, prompt_tokens, ignore_eos } = body;
+  if (typeof model !== "string" || model.length === 0) return false;
+  if (stream !== undefined && typeof stream !== "boolean") return false;
+  if (max_tokens !== undefined && max_tokens !== null && !isPositiveInt(max_tokens)) return false;
+  if (prompt_tokens !== undefined && !isPositiveInt(prompt_tokens)) return false;
+  if (ignore_eos !== undefined && typeof ignore_eos !== "boolean") return false;
+  // Rarely sent: left to the schema.
+  if (body.stream_options !== undefined || body.min_tokens !== undefined || body.n !== undefined)
+    return false;
+  if (kind === "completions") return typeof body.prompt === "string";
+  const { messages, max_completion_tokens } = body;
+  if (
+    max_completion_tokens !== undefined &&
+    max_completion_tokens !== null &&
+    !isPositiveInt(max_completion_tokens)
+  )
+    return false;
+  if (!Array.isArray(messages) || messages.length === 0) return false;
+  for (const message of messages as unknown[]) {
+    if (!isPlainObject(message)) return false;
+    const { role, content } = message;
+    if (typeof role !== "string" || role.length === 0) return false;
+    if (content !== undefined && content !== null && typeof content !== "string" && !Array.isArray(content))
+      return false;
+  }
+  return true;
+}
+
 /** Validates a parsed JSON body; a message naming the first bad field on failure. */
 export function validateBody(
   kind: RequestKind,
   body: unknown,
 ): { ok: true; body: CompletionsBody | ChatBody } | { ok: false; message: string; param: string | null } {
-  if (body === null || typeof body !== "object" || Array.isArray(body))
+  if (!isPlainObject(body))
     return { ok: false, message: "the request body must be a JSON object", param: null };
+  if (surelyValid(kind, body)) return { ok: true, body: body as CompletionsBody | ChatBody };
   const result = (kind === "chat" ? chatSchema : completionsSchema).safeParse(body);
   if (result.success) return { ok: true, body: result.data };
   const issue = result.error.issues[0]!;

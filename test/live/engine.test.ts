@@ -14,6 +14,7 @@ import { chatPromptTokensOf, promptTokensOf, requestLengths } from "../../src/li
 import {
   DEFAULT_ENGINE_OPTIONS,
   startEngineServer,
+  streamChunks,
   type EngineServer,
 } from "../../src/live/engine/server.ts";
 import { mapEngineMetrics } from "../../src/live/metrics-map.ts";
@@ -421,5 +422,46 @@ void describe("engine HTTP server", () => {
     assert.equal(metrics.gauges[GAUGES.running], 0);
     assert.equal(metrics.counters.request_success_total, server.engine.requestsCompleted);
     assert.equal(metrics.histograms.time_to_first_token_seconds?.count, server.engine.requestsCompleted);
+  });
+});
+
+void describe("engine stream chunks", () => {
+  void it("are exactly what JSON.stringify writes for OpenAI's chunk objects", () => {
+    for (const model of ["llama2-70b", 'we"ird\\model é']) {
+      for (const text of [" fox", ' "quoted"\n', ""]) {
+        for (const index of [1, 2]) {
+          for (const last of [false, true]) {
+            const finish_reason = last ? "length" : null;
+            assert.equal(
+              streamChunks("completions", "cmpl-1a", 1700000000, model)(index, text, last),
+              JSON.stringify({
+                id: "cmpl-1a",
+                object: "text_completion",
+                created: 1700000000,
+                model,
+                choices: [{ index: 0, text, logprobs: null, finish_reason }],
+              }),
+            );
+            assert.equal(
+              streamChunks("chat", "cmpl-1a", 1700000000, model)(index, text, last),
+              JSON.stringify({
+                id: "cmpl-1a",
+                object: "chat.completion.chunk",
+                created: 1700000000,
+                model,
+                choices: [
+                  {
+                    index: 0,
+                    delta: index === 1 ? { role: "assistant", content: text } : { content: text },
+                    logprobs: null,
+                    finish_reason,
+                  },
+                ],
+              }),
+            );
+          }
+        }
+      }
+    }
   });
 });

@@ -27,19 +27,29 @@ export class Router {
 
   /** The worker to use, or undefined when every candidate is full; `exclude` is a preference only. */
   pick(candidates: readonly Worker[], exclude?: ReadonlySet<string>): Worker | undefined {
+    if (this.strategy === "round_robin") return this.next(candidates, exclude);
+    // One pass, no intermediate arrays (this runs per request): the best open worker not excluded,
+    // else the best open one.
+    let best: Worker | undefined;
+    let bestExcluded: Worker | undefined;
+    for (const worker of candidates) {
+      if (!this.hasRoom(worker)) continue;
+      if (exclude !== undefined && exclude.size > 0 && exclude.has(worker.id)) {
+        if (bestExcluded === undefined || this.better(worker, bestExcluded)) bestExcluded = worker;
+      } else if (best === undefined || this.better(worker, best)) best = worker;
+    }
+    return best ?? bestExcluded;
+  }
+
+  private next(candidates: readonly Worker[], exclude?: ReadonlySet<string>): Worker | undefined {
     const open = candidates.filter((worker) => this.hasRoom(worker));
     if (open.length === 0) return undefined;
     const preferred =
       exclude === undefined || exclude.size === 0 ? open : open.filter((w) => !exclude.has(w.id));
     const pool = preferred.length > 0 ? preferred : open;
-    if (this.strategy === "round_robin") {
-      const sorted = [...pool].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      this.lastIndex = (this.lastIndex + 1) % sorted.length;
-      return sorted[this.lastIndex];
-    }
-    let best: Worker | undefined;
-    for (const worker of pool) if (best === undefined || this.better(worker, best)) best = worker;
-    return best;
+    const sorted = [...pool].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.lastIndex = (this.lastIndex + 1) % sorted.length;
+    return sorted[this.lastIndex];
   }
 
   private better(a: Worker, b: Worker): boolean {

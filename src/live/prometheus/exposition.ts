@@ -1,6 +1,7 @@
 /**
- * A minimal writer of the Prometheus text format for the emulated engine's `/metrics` page (the
- * gateway's own page comes from prom-client). Names keep vLLM's colons (`vllm:num_requests_running`).
+ * A minimal writer of the Prometheus text format for the emulated engine's `/metrics` page and the
+ * gateway's per-request series (the rest of the gateway's page comes from prom-client). Names keep
+ * vLLM's colons (`vllm:num_requests_running`).
  */
 import type { Labels } from "./parser.ts";
 
@@ -21,6 +22,14 @@ function formatLabels(labels: Labels): string {
   const entries = Object.entries(labels);
   if (entries.length === 0) return "";
   return `{${entries.map(([key, value]) => `${key}="${escapeLabel(value)}"`).join(",")}}`;
+}
+
+/** Upper bounds (the last +Inf) with cumulative counts, their total and sum. */
+export interface HistogramSnapshot {
+  readonly le: readonly number[];
+  readonly cumulative: readonly number[];
+  readonly count: number;
+  readonly sum: number;
 }
 
 export class ExpositionWriter {
@@ -47,21 +56,27 @@ export class ExpositionWriter {
   }
 
   /** A histogram from upper bounds (last +Inf) and cumulative counts. */
-  histogram(
+  histogram(name: string, help: string, labels: Labels, histogram: HistogramSnapshot): this {
+    return this.histograms(name, help, [{ labels, histogram }]);
+  }
+
+  /** A histogram family with one series per label set (none: the family's header only). */
+  histograms(
     name: string,
     help: string,
-    labels: Labels,
-    histogram: { le: readonly number[]; cumulative: readonly number[]; count: number; sum: number },
+    series: readonly { labels: Labels; histogram: HistogramSnapshot }[],
   ): this {
     this.header(name, "histogram", help);
-    histogram.le.forEach((bound, i) => {
-      const le = bound === Infinity ? "+Inf" : String(bound);
-      this.lines.push(
-        `${name}_bucket${formatLabels({ ...labels, le })} ${formatValue(histogram.cumulative[i]!)}`,
-      );
-    });
-    this.lines.push(`${name}_sum${formatLabels(labels)} ${formatValue(histogram.sum)}`);
-    this.lines.push(`${name}_count${formatLabels(labels)} ${formatValue(histogram.count)}`);
+    for (const { labels, histogram } of series) {
+      histogram.le.forEach((bound, i) => {
+        const le = bound === Infinity ? "+Inf" : String(bound);
+        this.lines.push(
+          `${name}_bucket${formatLabels({ ...labels, le })} ${formatValue(histogram.cumulative[i]!)}`,
+        );
+      });
+      this.lines.push(`${name}_sum${formatLabels(labels)} ${formatValue(histogram.sum)}`);
+      this.lines.push(`${name}_count${formatLabels(labels)} ${formatValue(histogram.count)}`);
+    }
     return this;
   }
 
