@@ -1,4 +1,5 @@
 import type { Clock, EventTarget } from "../core/clock.ts";
+import { clearList, insertAtIndex, removeAtIndex, removeItem } from "../core/arrays.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationTimeModel } from "../model/performance.ts";
 import { EngineMetrics } from "./engine-metrics.ts";
@@ -77,6 +78,10 @@ export class Instance implements EventTarget {
   schedMemory: number;
   schedPendingTokens = 0;
   schedTag: "mixed" | null = null;
+  /** Set by a scheduler that indexes instances by schedPendingTokens: told when a completion lowers it. */
+  schedLoadChanged: ((instance: Instance) => void) | null = null;
+  /** This instance's slot in that scheduler's index. */
+  schedSlot = -1;
 
   /**
    * The running batch in order. Tasks that left it stay in their slot (with `inBatch` false) until
@@ -274,7 +279,7 @@ export class Instance implements EventTarget {
         else lo = mid + 1;
       }
       if (lo === queue.length) queue.push(task);
-      else queue.splice(lo, 0, task);
+      else insertAtIndex(queue, lo, task);
     } else {
       this.pendingQueue.push(task);
     }
@@ -305,7 +310,7 @@ export class Instance implements EventTarget {
       return;
     }
     request.pooled = true;
-    if (request.poolTasks.length !== 0) request.poolTasks.length = 0;
+    clearList(request.poolTasks);
     request.poolTasks.push(task);
     // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
     const list = this.pendingRequests;
@@ -321,7 +326,7 @@ export class Instance implements EventTarget {
       if (arrival < list[mid]!.arrivalTime) hi = mid;
       else lo = mid + 1;
     }
-    list.splice(lo, 0, request);
+    insertAtIndex(list, lo, request);
   }
 
   private removeFromPool(task: Task): void {
@@ -415,7 +420,7 @@ export class Instance implements EventTarget {
     const { maxBatchSize, maxBatchTokens, maxPreemptions } = this.batching;
     const epoch = ++selectionEpoch;
     const selected = this.selectedScratch;
-    if (selected.length !== 0) selected.length = 0;
+    clearList(selected);
     let batchTokens = 0;
     let memory = this.memory;
     const maxMemory = this.maxMemory;
@@ -507,7 +512,7 @@ export class Instance implements EventTarget {
     // pass 4 stopped early, those are exactly the waiting tasks that head their request, so only
     // they are visited (in the arrival order of the instance's request list), not every request.
     const candidates = this.candidatesScratch;
-    if (candidates.length !== 0) candidates.length = 0;
+    clearList(candidates);
     if (!pass4Stopped) {
       for (const task of this.pendingQueue) {
         const request = task.request;
@@ -602,12 +607,12 @@ export class Instance implements EventTarget {
       this.batchCount <= maxBatchSize &&
       this.batchCount <= maxBatchTokens;
     const newTasks = this.newTasksScratch;
-    if (newTasks.length !== 0) newTasks.length = 0;
+    clearList(newTasks);
     if (unchanged) {
       this.batchTokens = this.batchCount;
     } else {
       const preempted = this.preemptedScratch;
-      if (preempted.length !== 0) preempted.length = 0;
+      clearList(preempted);
       this.selectBatch(newTasks, preempted);
 
       for (const task of preempted) this.preemptTask(task);
@@ -732,10 +737,10 @@ export class Instance implements EventTarget {
     // finished ones are the prefills and the decodes whose finish step has come, in batch order.
     this.decodeSteps += this.numContiguousIterations;
     const completed = this.completedScratch;
-    if (completed.length !== 0) completed.length = 0;
+    clearList(completed);
     const prompts = this.promptsInBatch;
     for (let i = 0; i < prompts.length; i++) completed.push(prompts[i]!);
-    if (prompts.length !== 0) prompts.length = 0;
+    clearList(prompts);
     const decodeSteps = this.decodeSteps;
     for (
       let head = this.finishing.peek();
@@ -767,6 +772,7 @@ export class Instance implements EventTarget {
       this.freeMemory(request.memory);
       request.memory = 0;
     }
+    if (this.schedLoadChanged !== null) this.schedLoadChanged(this);
     this.removeFromPool(task);
     this.host.taskCompleted(task, this);
   }
@@ -803,7 +809,7 @@ function removeSortedByArrival(list: SimRequest[], request: SimRequest): void {
   }
   for (let i = lo; i < list.length && list[i]!.arrivalTime === arrival; i++) {
     if (list[i] === request) {
-      list.splice(i, 1);
+      removeAtIndex(list, i);
       return;
     }
   }
@@ -812,11 +818,4 @@ function removeSortedByArrival(list: SimRequest[], request: SimRequest): void {
 
 function byBatchOrder(a: Task, b: Task): number {
   return a.batchSeq - b.batchSeq;
-}
-
-function removeItem<T>(list: T[], item: T): void {
-  const index = list.indexOf(item);
-  if (index < 0) return;
-  if (index === list.length - 1) list.pop();
-  else list.splice(index, 1);
 }

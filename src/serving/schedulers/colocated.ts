@@ -1,5 +1,6 @@
 import type { Instance } from "../instance.ts";
 import type { SimRequest } from "../request.ts";
+import { MinIndexTree } from "./load-index.ts";
 import { BaseScheduler, pendingRequestsOf, pendingTokensOf, type Placement } from "./scheduler.ts";
 
 /** Co-located schedulers run prefill and decode of a request on one instance. */
@@ -47,9 +48,49 @@ export class JsqScheduler extends ColocatedScheduler {
 /** Join the queue with the fewest pending tokens (upstream's Baseline scheduler). */
 export class TokenJsqScheduler extends ColocatedScheduler {
   readonly name = "token_jsq";
+  /** Instances by schedPendingTokens, so an arrival does not scan the fleet; rebuilt when it changes. */
+  private loadTree: MinIndexTree | null = null;
+  private readonly loadChanged = (instance: Instance): void => {
+    this.loadTree?.set(instance.schedSlot, instance.schedPendingTokens);
+  };
+
+  override addInstance(instance: Instance): void {
+    super.addInstance(instance);
+    this.loadTree = null;
+  }
+
+  override removeInstance(instance: Instance): void {
+    super.removeInstance(instance);
+    instance.schedLoadChanged = null;
+    instance.schedSlot = -1;
+    this.loadTree = null;
+  }
+
   protected pick(request: SimRequest): Instance | null {
-    const instance = this.argmin(this.instances, pendingTokensOf);
-    if (instance !== null) instance.schedPendingTokens += request.promptTokens + 1;
+    let instance: Instance | null = null;
+    if (this.options.maxRequestsPerInstance === 0) {
+      // The overall minimum, when usable, is also the first usable minimum (what argmin returns);
+      // otherwise (an instance starting or draining holds it) fall back to the scan.
+      const slot = this.tree().min;
+      const candidate = slot < 0 ? undefined : this.instances[slot];
+      if (candidate !== undefined && this.usable(candidate)) instance = candidate;
+    }
+    instance ??= this.argmin(this.instances, pendingTokensOf);
+    if (instance !== null) {
+      instance.schedPendingTokens += request.promptTokens + 1;
+      this.loadChanged(instance);
+    }
     return instance;
+  }
+
+  private tree(): MinIndexTree {
+    if (this.loadTree !== null) return this.loadTree;
+    const tree = new MinIndexTree(this.instances.length);
+    this.instances.forEach((instance, slot) => {
+      instance.schedSlot = slot;
+      instance.schedLoadChanged = this.loadChanged;
+      tree.set(slot, instance.schedPendingTokens);
+    });
+    return (this.loadTree = tree);
   }
 }

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { clearList, insertAtIndex, removeAtIndex, removeItem } from "../../src/core/arrays.ts";
+import { Rng } from "../../src/core/rng.ts";
+import { MinIndexTree } from "../../src/serving/schedulers/load-index.ts";
+
+void describe("in-place list edits", () => {
+  void it("match splice on random edits", () => {
+    const rng = new Rng(7);
+    const ours: number[] = [];
+    const reference: number[] = [];
+    for (let step = 0; step < 2000; step++) {
+      const roll = rng.nextFloat();
+      if (roll < 0.5 || ours.length === 0) {
+        const index = Math.floor(rng.nextFloat() * (ours.length + 1));
+        insertAtIndex(ours, index, step);
+        reference.splice(index, 0, step);
+      } else if (roll < 0.8) {
+        const index = Math.floor(rng.nextFloat() * ours.length);
+        removeAtIndex(ours, index);
+        reference.splice(index, 1);
+      } else {
+        const item = reference[Math.floor(rng.nextFloat() * reference.length)]!;
+        assert.equal(removeItem(ours, item), true);
+        reference.splice(reference.indexOf(item), 1);
+      }
+      assert.deepEqual(ours, reference);
+    }
+    assert.equal(removeItem(ours, -1), false);
+    clearList(ours);
+    assert.equal(ours.length, 0);
+  });
+});
+
+void describe("MinIndexTree", () => {
+  const firstMinimum = (keys: number[]): number => {
+    let best = -1;
+    for (let i = 0; i < keys.length; i++) if (best < 0 || keys[i]! < keys[best]!) best = i;
+    return best;
+  };
+
+  void it("returns the first minimum, like a linear scan, under random updates", () => {
+    const rng = new Rng(11);
+    for (const size of [1, 2, 3, 5, 8, 13, 400]) {
+      const tree = new MinIndexTree(size);
+      const keys = new Array<number>(size).fill(Infinity);
+      assert.equal(tree.min, 0, "all keys Infinity: the first slot");
+      for (let step = 0; step < 3000; step++) {
+        const slot = Math.floor(rng.nextFloat() * size);
+        // Few distinct values, so ties are common and must go to the lowest slot.
+        const key = Math.floor(rng.nextFloat() * 5);
+        tree.set(slot, key);
+        keys[slot] = key;
+        assert.equal(tree.min, firstMinimum(keys), `size ${size}, step ${step}`);
+        assert.equal(tree.keyOf(slot), key);
+      }
+    }
+  });
+
+  void it("has no minimum when empty", () => {
+    assert.equal(new MinIndexTree(0).min, -1);
+  });
+});
