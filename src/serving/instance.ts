@@ -97,7 +97,6 @@ export class Instance implements EventTarget {
   decodeSteps = 0;
   private readonly finishing = new FinishHeap();
   private readonly promptsInBatch: Task[] = [];
-  private nextBatchSeq = 0;
   /** Running sums over the batch, so an iteration is costed without walking it. */
   private batchPromptTokens = 0;
   private decodePromptTokens = 0;
@@ -341,7 +340,7 @@ export class Instance implements EventTarget {
   private addToBatch(task: Task): void {
     if (this.slots.length > 2 * this.batchCount + 16) this.compactBatch();
     task.inBatch = true;
-    task.batchSeq = this.nextBatchSeq++;
+    task.batchSeq = nextBatchSeq++;
     this.slots.push(task);
     this.slotSeqs.push(task.batchSeq);
     task.stepsAtJoin = this.decodeSteps;
@@ -780,6 +779,11 @@ export class Instance implements EventTarget {
 
 /** Shared by all instances so a request's epoch mark can never collide across instances. */
 let selectionEpoch = 0;
+/**
+ * Batch order stamps, shared by all instances so a stale slot (a task that left this batch, finished,
+ * and was reused for a request now running elsewhere) can never carry the stamp of a live one.
+ */
+let nextBatchSeq = 0;
 
 /**
  * A request enters the new batch: marked on it and on each of its tasks here (see pass 4). True when

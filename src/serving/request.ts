@@ -16,7 +16,7 @@ export class Task {
   state = TaskState.None;
   instance: Instance | null = null;
   /** Tokens this task adds to an iteration's batch: the prompt size for prefill, 1 for decode. */
-  readonly tokensPerIteration: number;
+  tokensPerIteration: number;
   /**
    * Generated tokens are derived, not counted per iteration: while the task is in a batch they are
    * `genBase` plus the decode steps its instance has run since the task joined (`stepsAtJoin`); when
@@ -38,7 +38,7 @@ export class Task {
   /** Selection epoch in which this task's request was picked (scratch for batch selection). */
   requestEpoch = 0;
   /** The request's prompt length, copied here so decode costing does not chase the request. */
-  readonly promptTokens: number;
+  promptTokens: number;
   arrivalTime = 0;
   startTime = -1;
   completionTime = -1;
@@ -46,18 +46,42 @@ export class Task {
   /** The co-located decode task submitted together with this prefill (run-to-completion chaining). */
   chained: Task | null = null;
 
+  /** True when this decode task's KV cache was reserved before it started (with its prefill or its shipment). */
+  reserved = false;
+
   constructor(
     readonly request: SimRequest,
     readonly isPrompt: boolean,
     /** Prompt tokens for prefill; output tokens after the first for decode. */
-    readonly size: number,
+    public size: number,
   ) {
     this.tokensPerIteration = isPrompt ? size : 1;
     this.promptTokens = request.promptTokens;
   }
 
-  /** True when this decode task's KV cache was reserved before it started (with its prefill or its shipment). */
-  reserved = false;
+  /** Back to the state of a new task of `size` tokens (see `SimRequest.reuse`). */
+  reset(size: number): void {
+    this.state = TaskState.None;
+    this.instance = null;
+    this.size = size;
+    this.tokensPerIteration = this.isPrompt ? size : 1;
+    this.promptTokens = this.request.promptTokens;
+    this.genBase = 0;
+    this.stepsAtJoin = 0;
+    this.doneAt = 0;
+    this.batchSeq = 0;
+    this.heapIndex = -1;
+    this.numPreemptions = 0;
+    this.inBatch = false;
+    this.selected = 0;
+    this.requestEpoch = 0;
+    this.arrivalTime = 0;
+    this.startTime = -1;
+    this.completionTime = -1;
+    this.runTime = 0;
+    this.chained = null;
+    this.reserved = false;
+  }
 
   /**
    * KV-cache bytes this task allocates when it first runs on `instance`. With
@@ -109,7 +133,12 @@ export interface KvTransfer {
   completionTime: number;
 }
 
-/** A request inside the simulator. Dropped as soon as it completes, so memory stays flat. */
+/**
+ * A request inside the simulator. Memory stays flat however long the workload: a finished request
+ * is dropped or, in a Simulation, reused for a later arrival (`reuse`), because requests live for
+ * seconds of simulated time, long enough to be promoted out of V8's young generation, so allocating
+ * them fresh made old-generation collections a tenth of a large run.
+ */
 export class SimRequest {
   readonly prompt: Task;
   readonly token: Task;
@@ -127,12 +156,31 @@ export class SimRequest {
   selectionEpoch = 0;
 
   constructor(
-    readonly id: number,
-    readonly arrivalTime: number,
-    readonly promptTokens: number,
-    readonly outputTokens: number,
+    public id: number,
+    public arrivalTime: number,
+    public promptTokens: number,
+    public outputTokens: number,
   ) {
     this.prompt = new Task(this, true, promptTokens);
     this.token = new Task(this, false, outputTokens - 1);
+  }
+
+  /** This finished request, reset to a new one (its tasks too); returns itself. */
+  reuse(id: number, arrivalTime: number, promptTokens: number, outputTokens: number): SimRequest {
+    this.id = id;
+    this.arrivalTime = arrivalTime;
+    this.promptTokens = promptTokens;
+    this.outputTokens = outputTokens;
+    this.memory = 0;
+    this.promptStartTime = -1;
+    this.firstTokenTime = -1;
+    this.kvTransfer = null;
+    this.poolTasks.length = 0;
+    this.preemptions = 0;
+    this.pooled = false;
+    this.selectionEpoch = 0;
+    this.prompt.reset(promptTokens);
+    this.token.reset(outputTokens - 1);
+    return this;
   }
 }

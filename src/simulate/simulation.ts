@@ -30,6 +30,7 @@ export interface SimulationSetup {
 /** Hooks for callers that want per-request or per-iteration detail. */
 export interface SimulationObserver {
   requestArrived?(request: SimRequest): void;
+  /** The request object is reused for a later arrival once this returns: copy what you keep. */
   requestCompleted?(request: SimRequest, completionTime: number): void;
   iteration?(instance: Instance, start: number, end: number): void;
 }
@@ -196,7 +197,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       return;
     }
     const spec = this.nextArrival!;
-    const request = new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
+    const reused = this.finishedRequests.pop();
+    const request =
+      reused === undefined
+        ? new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens)
+        : reused.reuse(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
     this.arrived++;
     this.arrivedPromptTokens += request.promptTokens;
     this.observer.requestArrived?.(request);
@@ -305,7 +310,13 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     this.completedOutputTokens += request.outputTokens;
     this.observer.requestCompleted?.(request, now);
     this.requestDrain();
+    // Nothing refers to the request any more (its instance let go of its tasks): a later arrival
+    // reuses it (see SimRequest).
+    this.finishedRequests.push(request);
   }
+
+  /** Finished requests kept for reuse; never more than were in flight at once. */
+  private readonly finishedRequests: SimRequest[] = [];
 
   private drainScheduled = false;
 

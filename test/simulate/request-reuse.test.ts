@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { SimRequest, TaskState, type Task } from "../../src/serving/request.ts";
+
+/** Every own field of a task except its back-reference to the request (compared separately). */
+function taskFields(task: Task): Record<string, unknown> {
+  const { request: _request, ...fields } = task;
+  return fields;
+}
+
+void describe("SimRequest.reuse", () => {
+  void it("gives a request equal in every field to a newly built one", () => {
+    const used = new SimRequest(1, 0.5, 100, 20);
+    // Dirty every field a run touches.
+    Object.assign(used, {
+      memory: 123,
+      promptStartTime: 1,
+      firstTokenTime: 2,
+      preemptions: 3,
+      pooled: true,
+      selectionEpoch: 9,
+    });
+    used.poolTasks.push(used.prompt, used.token);
+    for (const task of [used.prompt, used.token]) {
+      Object.assign(task, {
+        state: TaskState.Completed,
+        genBase: 5,
+        stepsAtJoin: 6,
+        doneAt: 7,
+        batchSeq: 8,
+        heapIndex: 2,
+        numPreemptions: 4,
+        inBatch: true,
+        selected: 3,
+        requestEpoch: 3,
+        arrivalTime: 1,
+        startTime: 1,
+        completionTime: 2,
+        runTime: 1,
+        reserved: true,
+      });
+    }
+    used.prompt.chained = used.token;
+
+    const reused = used.reuse(7, 3.25, 512, 64);
+    const fresh = new SimRequest(7, 3.25, 512, 64);
+    assert.equal(reused, used, "reuse returns the same object");
+    const { prompt: reusedPrompt, token: reusedToken, ...reusedFields } = reused;
+    const { prompt: freshPrompt, token: freshToken, ...freshFields } = fresh;
+    assert.deepEqual(reusedFields, freshFields);
+    assert.deepEqual(taskFields(reusedPrompt), taskFields(freshPrompt));
+    assert.deepEqual(taskFields(reusedToken), taskFields(freshToken));
+    assert.equal(reusedPrompt.request, reused);
+    assert.equal(reusedToken.request, reused);
+  });
+});
