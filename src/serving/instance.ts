@@ -106,6 +106,11 @@ export class Instance implements EventTarget {
   readonly blockedQueue: Task[] = [];
   /** Requests with a task on this instance, ordered by arrival time. */
   readonly pendingRequests: SimRequest[] = [];
+  /**
+   * Their arrival times, kept alongside so the sorted insertions and removals search a packed array
+   * of numbers instead of touching every request object on the way (cache misses dominated them).
+   */
+  private readonly pendingArrivals: number[] = [];
   pendingTokens = 0;
   batchTokens = 0;
 
@@ -264,7 +269,7 @@ export class Instance implements EventTarget {
       // upstream's bisect.insort does: the queue is not re-sorted when keys change while queued.
       const queue = this.pendingQueue;
       const preemptions = task.numPreemptions;
-      const arrival = task.request.arrivalTime;
+      const arrival = task.requestArrival;
       let lo = 0;
       let hi = queue.length;
       while (lo < hi) {
@@ -273,7 +278,7 @@ export class Instance implements EventTarget {
         const otherPreemptions = other.numPreemptions;
         const before =
           preemptions < otherPreemptions ||
-          (preemptions === otherPreemptions && arrival < other.request.arrivalTime);
+          (preemptions === otherPreemptions && arrival < other.requestArrival);
         if (before) hi = mid;
         else lo = mid + 1;
       }
@@ -313,19 +318,22 @@ export class Instance implements EventTarget {
     request.poolTasks.push(task);
     // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
     const list = this.pendingRequests;
+    const arrivals = this.pendingArrivals;
     const arrival = request.arrivalTime;
-    if (list.length === 0 || list[list.length - 1]!.arrivalTime <= arrival) {
+    if (list.length === 0 || arrivals[arrivals.length - 1]! <= arrival) {
       list.push(request);
+      arrivals.push(arrival);
       return;
     }
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (arrival < list[mid]!.arrivalTime) hi = mid;
+      if (arrival < arrivals[mid]!) hi = mid;
       else lo = mid + 1;
     }
     insertAtIndex(list, lo, request);
+    insertAtIndex(arrivals, lo, arrival);
   }
 
   private removeFromPool(task: Task): void {
@@ -333,8 +341,30 @@ export class Instance implements EventTarget {
     removeItem(request.poolTasks, task);
     if (request.poolTasks.length === 0) {
       request.pooled = false;
-      removeSortedByArrival(this.pendingRequests, request);
+      this.removePendingRequest(request);
     }
+  }
+
+  /** Removes `request` from the arrival-ordered list: binary search, then identity among equal times. */
+  private removePendingRequest(request: SimRequest): void {
+    const list = this.pendingRequests;
+    const arrivals = this.pendingArrivals;
+    const arrival = request.arrivalTime;
+    let lo = 0;
+    let hi = arrivals.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (arrivals[mid]! < arrival) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < list.length && arrivals[i] === arrival; i++) {
+      if (list[i] === request) {
+        removeAtIndex(list, i);
+        removeAtIndex(arrivals, i);
+        return;
+      }
+    }
+    throw new Error(`internal: request ${request.id} is not pending on instance ${this.label}`);
   }
 
   private addToBatch(task: Task): void {
@@ -688,7 +718,7 @@ export class Instance implements EventTarget {
     if (task.isPrompt)
       throw new Error(`internal: prompt task of request ${task.request.id} cannot be preempted`);
     task.state = TaskState.Blocked;
-    task.request.preemptions++;
+    task.preemptions++;
     this.preemptions++;
     this.removeFromBatch(task);
     this.addPendingTask(task, true);
@@ -799,25 +829,6 @@ function markPicked(request: SimRequest, epoch: number): boolean {
     if (task.inBatch) running = true;
   }
   return running;
-}
-
-/** Removes `request` from a list kept sorted by arrival time: binary search, then identity among equals. */
-function removeSortedByArrival(list: SimRequest[], request: SimRequest): void {
-  const arrival = request.arrivalTime;
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid]!.arrivalTime < arrival) lo = mid + 1;
-    else hi = mid;
-  }
-  for (let i = lo; i < list.length && list[i]!.arrivalTime === arrival; i++) {
-    if (list[i] === request) {
-      removeAtIndex(list, i);
-      return;
-    }
-  }
-  removeItem(list, request);
 }
 
 function byBatchOrder(a: Task, b: Task): number {

@@ -39,6 +39,10 @@ export class Task {
   requestEpoch = 0;
   /** The request's prompt length, copied here so decode costing does not chase the request. */
   promptTokens: number;
+  /** The request's arrival time, copied here so ordering a queue of tasks does not chase requests. */
+  requestArrival: number;
+  /** Times this task was preempted (counted here, where the preemption already is, not on the request). */
+  preemptions = 0;
   arrivalTime = 0;
   startTime = -1;
   completionTime = -1;
@@ -57,6 +61,7 @@ export class Task {
   ) {
     this.tokensPerIteration = isPrompt ? size : 1;
     this.promptTokens = request.promptTokens;
+    this.requestArrival = request.arrivalTime;
   }
 
   /** Back to the state of a new task of `size` tokens (see `SimRequest.reuse`). */
@@ -66,6 +71,8 @@ export class Task {
     this.size = size;
     this.tokensPerIteration = this.isPrompt ? size : 1;
     this.promptTokens = this.request.promptTokens;
+    this.requestArrival = this.request.arrivalTime;
+    this.preemptions = 0;
     this.genBase = 0;
     this.stepsAtJoin = 0;
     this.doneAt = 0;
@@ -149,7 +156,6 @@ export class SimRequest {
   kvTransfer: KvTransfer | null = null;
   /** Tasks of this request waiting or running on its current instance (upstream request_tasks). */
   poolTasks: Task[] = [];
-  preemptions = 0;
   /** Index in the instance's arrival-ordered pending-request list bookkeeping. */
   pooled = false;
   /** Selection epoch in which one of this request's tasks was picked (scratch for batch selection). */
@@ -165,6 +171,11 @@ export class SimRequest {
     this.token = new Task(this, false, outputTokens - 1);
   }
 
+  /** Times the request's tasks were preempted. */
+  get preemptions(): number {
+    return this.prompt.preemptions + this.token.preemptions;
+  }
+
   /** This finished request, reset to a new one (its tasks too); returns itself. */
   reuse(id: number, arrivalTime: number, promptTokens: number, outputTokens: number): SimRequest {
     this.id = id;
@@ -176,7 +187,6 @@ export class SimRequest {
     this.firstTokenTime = -1;
     this.kvTransfer = null;
     this.poolTasks.length = 0;
-    this.preemptions = 0;
     this.pooled = false;
     this.selectionEpoch = 0;
     this.prompt.reset(promptTokens);

@@ -16,7 +16,6 @@ void describe("SimRequest.reuse", () => {
       memory: 123,
       promptStartTime: 1,
       firstTokenTime: 2,
-      preemptions: 3,
       pooled: true,
       selectionEpoch: 9,
     });
@@ -38,6 +37,7 @@ void describe("SimRequest.reuse", () => {
         completionTime: 2,
         runTime: 1,
         reserved: true,
+        preemptions: 2,
       });
     }
     used.prompt.chained = used.token;
