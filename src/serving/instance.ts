@@ -307,6 +307,34 @@ export class Instance implements EventTarget {
     }
   }
 
+  /**
+   * Takes tasks that join the batch out of the queues. After a mass preemption tens of decodes rejoin
+   * at once; removing them one by one cost O(n) each (search and shift), so several are marked and
+   * each queue is compacted in one pass, keeping its order.
+   */
+  private removePendingTasks(tasks: readonly Task[]): void {
+    if (tasks.length < 4) {
+      for (const task of tasks) this.removePendingTask(task);
+      return;
+    }
+    const mark = ++queueRemovalMark;
+    let anyBlocked = false;
+    let anyPrompt = false;
+    for (const task of tasks) {
+      task.queueMark = mark;
+      if (task.state === TaskState.Blocked) anyBlocked = true;
+      if (task.isPrompt) {
+        anyPrompt = true;
+        this.pendingTokens -= task.size;
+      } else {
+        this.pendingTokens -= 1;
+      }
+    }
+    removeMarked(this.pendingQueue, mark);
+    if (anyBlocked) removeMarked(this.blockedQueue, mark);
+    if (anyPrompt) removeMarked(this.pendingPromptQueue, mark);
+  }
+
   private addToPool(task: Task): void {
     const request = task.request;
     if (request.pooled) {
@@ -645,10 +673,8 @@ export class Instance implements EventTarget {
       this.selectBatch(newTasks, preempted);
 
       for (const task of preempted) this.preemptTask(task);
-      for (const task of newTasks) {
-        this.removePendingTask(task);
-        this.addToBatch(task);
-      }
+      this.removePendingTasks(newTasks);
+      for (const task of newTasks) this.addToBatch(task);
       // Every request whose first task is not running was skipped this iteration (upstream's
       // "num_preemptions"); those first tasks are exactly the waiting ones that head their request.
       for (const task of this.pendingQueue) {
@@ -809,6 +835,18 @@ export class Instance implements EventTarget {
 
 /** Shared by all instances so a request's epoch mark can never collide across instances. */
 let selectionEpoch = 0;
+/** Marks tasks leaving the queues together (see removePendingTasks). */
+let queueRemovalMark = 0;
+
+/** Drops the tasks carrying `mark` from a queue in one pass, keeping the others' order. */
+function removeMarked(queue: Task[], mark: number): void {
+  let kept = 0;
+  for (let i = 0; i < queue.length; i++) {
+    const task = queue[i]!;
+    if (task.queueMark !== mark) queue[kept++] = task;
+  }
+  while (queue.length > kept) queue.pop();
+}
 /**
  * Batch order stamps, shared by all instances so a stale slot (a task that left this batch, finished,
  * and was reused for a request now running elsewhere) can never carry the stamp of a live one.

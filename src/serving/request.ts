@@ -37,6 +37,8 @@ export class Task {
   selected = 0;
   /** Selection epoch in which this task's request was picked (scratch for batch selection). */
   requestEpoch = 0;
+  /** Scratch mark of a batch of tasks leaving their instance's queues together. */
+  queueMark = 0;
   /** The request's prompt length, copied here so decode costing does not chase the request. */
   promptTokens: number;
   /** The request's arrival time, copied here so ordering a queue of tasks does not chase requests. */
@@ -82,6 +84,7 @@ export class Task {
     this.inBatch = false;
     this.selected = 0;
     this.requestEpoch = 0;
+    this.queueMark = 0;
     this.arrivalTime = 0;
     this.startTime = -1;
     this.completionTime = -1;
