@@ -1,5 +1,6 @@
 import type { Clock, EventTarget } from "../core/clock.ts";
 import { clearList, insertAtIndex, removeAtIndex, removeItem } from "../core/arrays.ts";
+import { selectOrcaBatch, selectSplitwiseBatch } from "./batch-selection.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationTimeModel } from "../model/performance.ts";
 import { EngineMetrics } from "./engine-metrics.ts";
@@ -98,7 +99,8 @@ export class Instance implements EventTarget {
   private readonly finishing = new FinishHeap();
   private readonly promptsInBatch: Task[] = [];
   /** Running sums over the batch, so an iteration is costed without walking it. */
-  private batchPromptTokens = 0;
+  /** Prompt tokens of the prefills in the running batch. */
+  batchPromptTokens = 0;
   private decodePromptTokens = 0;
   private decodeGeneratedOffset = 0;
   readonly pendingQueue: Task[] = [];
@@ -444,210 +446,12 @@ export class Instance implements EventTarget {
 
   // ---- batch selection --------------------------------------------------------------------------
 
-  /** Fills `newTasks`/`preempted`; returns nothing to avoid allocating result objects per iteration. */
+  /** Fills `newTasks`/`preempted` (see batch-selection.ts); returns nothing to avoid allocating per iteration. */
   private selectBatch(newTasks: Task[], preempted: Task[]): void {
-    if (this.batching.kind === "orca") this.selectOrcaBatch(newTasks);
-    else this.selectSplitwiseBatch(newTasks, preempted);
+    if (this.batching.kind === "orca") selectOrcaBatch(this, newTasks);
+    else this.batchTokens = selectSplitwiseBatch(this, newTasks, preempted);
   }
 
-  private selectOrcaBatch(newTasks: Task[]): void {
-    let batchSize = this.batchCount;
-    let memory = this.memory;
-    for (const request of this.pendingRequests) {
-      if (batchSize === this.batching.maxBatchSize) break;
-      const task = request.poolTasks[0]!;
-      if (task.inBatch) continue;
-      if (task.state === TaskState.Blocked) {
-        newTasks.push(task);
-        batchSize++;
-        continue;
-      }
-      const needed = task.memoryOn(this);
-      if (needed + memory <= this.maxMemory) {
-        newTasks.push(task);
-        batchSize++;
-        memory += needed;
-      } else {
-        break;
-      }
-    }
-  }
-
-  private selectSplitwiseBatch(newTasks: Task[], preempted: Task[]): void {
-    const { maxBatchSize, maxBatchTokens, maxPreemptions } = this.batching;
-    const epoch = ++selectionEpoch;
-    const selected = this.selectedScratch;
-    clearList(selected);
-    let batchTokens = 0;
-    let memory = this.memory;
-    const maxMemory = this.maxMemory;
-    // Hot path: the five passes are written out (no closures) because this runs every iteration.
-    let batchTaskMarked = false;
-
-    // 1. tasks that waited too long go first
-    for (const task of this.pendingQueue) {
-      if (task.numPreemptions < maxPreemptions) break;
-      if (selected.length === maxBatchSize) break;
-      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-      const request = task.request;
-      if (request.selectionEpoch === epoch) continue;
-      if (task.state === TaskState.Blocked) {
-        selected.push(task);
-        if (markPicked(request, epoch)) batchTaskMarked = true;
-        batchTokens += task.tokensPerIteration;
-        continue;
-      }
-      const needed = task.memoryOn(this);
-      if (needed + memory <= maxMemory) {
-        selected.push(task);
-        if (markPicked(request, epoch)) batchTaskMarked = true;
-        batchTokens += task.tokensPerIteration;
-        memory += needed;
-      }
-    }
-    // 2. prompts, in arrival order at this instance
-    for (const task of this.pendingPromptQueue) {
-      if (selected.length === maxBatchSize) break;
-      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-      const request = task.request;
-      if (request.selectionEpoch === epoch) continue;
-      const needed = task.memoryOn(this);
-      if (needed + memory > maxMemory) break;
-      selected.push(task);
-      if (markPicked(request, epoch)) batchTaskMarked = true;
-      batchTokens += task.tokensPerIteration;
-      memory += needed;
-    }
-    // 3. preempted decodes (they still hold their KV cache)
-    for (const task of this.blockedQueue) {
-      if (selected.length === maxBatchSize) break;
-      if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-      const request = task.request;
-      if (request.selectionEpoch === epoch) continue;
-      selected.push(task);
-      if (markPicked(request, epoch)) batchTaskMarked = true;
-      batchTokens += task.tokensPerIteration;
-    }
-    // 4. decodes already running. A batch task's request can only have been picked already through
-    // another of its tasks (marked on the tasks in passes 1-3), so the task's own mark is enough and
-    // the request object is not touched. When no batch task was marked and the whole batch fits the
-    // limits, every running task stays and the walk is skipped (the common case).
-    const running = this.batchCount;
-    let picked = selected.length;
-    let keptFromBatch = 0;
-    let pass4Stopped = false;
-    const allStay =
-      !batchTaskMarked &&
-      picked + running <= maxBatchSize &&
-      (running === 0 ||
-        (picked === 0 && running === 1) ||
-        batchTokens + this.batchPromptTokens + this.tokenTasksInBatch <= maxBatchTokens);
-    if (allStay) {
-      keptFromBatch = running;
-      picked += running;
-      batchTokens += this.batchPromptTokens + this.tokenTasksInBatch;
-    } else {
-      const batch = this.batch;
-      for (let i = 0; i < batch.length; i++) {
-        const task = batch[i]!;
-        if (
-          picked === maxBatchSize ||
-          (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens)
-        ) {
-          pass4Stopped = true;
-          break;
-        }
-        if (task.requestEpoch === epoch) continue;
-        selected.push(task);
-        picked++;
-        task.requestEpoch = epoch;
-        batchTokens += task.tokensPerIteration;
-        keptFromBatch++;
-      }
-    }
-    // 5. anything else, by request arrival: the requests not picked yet, first task first. Unless
-    // pass 4 stopped early, those are exactly the waiting tasks that head their request, so only
-    // they are visited (in the arrival order of the instance's request list), not every request.
-    const candidates = this.candidatesScratch;
-    clearList(candidates);
-    if (!pass4Stopped) {
-      for (const task of this.pendingQueue) {
-        const request = task.request;
-        if (request.selectionEpoch !== epoch && request.poolTasks[0] === task) candidates.push(task);
-      }
-      if (candidates.length > 1) this.sortByRequestOrder(candidates);
-    }
-    const pass5 = pass4Stopped || candidates.length > 0;
-    // Upstream stops at the first request whose memory does not fit. When decode caches are reserved
-    // up front, decodes that already hold their cache may still pass it (they need no memory), or
-    // they could wait forever behind a prefill that waits for their memory (a deadlock); new
-    // admissions stay first-come-first-served.
-    const overtake = this.reserveDecodeUpFront;
-    let memoryFull = false;
-    if (pass4Stopped) {
-      for (const task of selected) task.request.selectionEpoch = epoch;
-      for (const request of this.pendingRequests) {
-        if (picked === maxBatchSize) break;
-        if (request.selectionEpoch === epoch) continue;
-        const task = request.poolTasks[0]!;
-        if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-        if (task.state !== TaskState.Blocked) {
-          const needed = task.memoryOn(this);
-          if (needed + memory > maxMemory) {
-            if (!overtake) break;
-            memoryFull = true;
-            continue;
-          }
-          if (memoryFull && needed > 0) continue;
-          memory += needed;
-        }
-        selected.push(task);
-        picked++;
-        request.selectionEpoch = epoch;
-        batchTokens += task.tokensPerIteration;
-      }
-    } else {
-      for (const task of candidates) {
-        if (picked === maxBatchSize) break;
-        if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-        if (task.state !== TaskState.Blocked) {
-          const needed = task.memoryOn(this);
-          if (needed + memory > maxMemory) {
-            if (!overtake) break;
-            memoryFull = true;
-            continue;
-          }
-          if (memoryFull && needed > 0) continue;
-          memory += needed;
-        }
-        selected.push(task);
-        picked++;
-        batchTokens += task.tokensPerIteration;
-      }
-    }
-    this.batchTokens = batchTokens;
-    if (keptFromBatch === running && (allStay || !pass5)) {
-      // Every running task stays; the new ones are what the other passes picked.
-      for (const task of selected) if (!task.inBatch) newTasks.push(task);
-      return;
-    }
-    for (const task of selected) task.selected = epoch;
-    for (const task of this.batch) if (task.selected !== epoch) preempted.push(task);
-    for (const task of selected) if (!task.inBatch) newTasks.push(task);
-  }
-
-  private readonly selectedScratch: Task[] = [];
-  private readonly candidatesScratch: Task[] = [];
-
-  /** Sorts tasks by their request's place in `pendingRequests` (arrival time, then insertion order). */
-  private sortByRequestOrder(tasks: Task[]): void {
-    const list = this.pendingRequests;
-    const position = (task: Task): number => list.indexOf(task.request);
-    tasks.sort((a, b) => {
-      const byArrival = a.request.arrivalTime - b.request.arrivalTime;
-      return byArrival !== 0 ? byArrival : position(a) - position(b);
-    });
-  }
   private readonly newTasksScratch: Task[] = [];
   private readonly preemptedScratch: Task[] = [];
 
@@ -833,8 +637,6 @@ export class Instance implements EventTarget {
   }
 }
 
-/** Shared by all instances so a request's epoch mark can never collide across instances. */
-let selectionEpoch = 0;
 /** Marks tasks leaving the queues together (see removePendingTasks). */
 let queueRemovalMark = 0;
 
@@ -852,22 +654,6 @@ function removeMarked(queue: Task[], mark: number): void {
  * and was reused for a request now running elsewhere) can never carry the stamp of a live one.
  */
 let nextBatchSeq = 0;
-
-/**
- * A request enters the new batch: marked on it and on each of its tasks here (see pass 4). True when
- * one of those tasks is running, so pass 4 has to skip it.
- */
-function markPicked(request: SimRequest, epoch: number): boolean {
-  request.selectionEpoch = epoch;
-  const tasks = request.poolTasks;
-  let running = false;
-  for (let i = 0; i < tasks.length; i++) {
-    const task = tasks[i]!;
-    task.requestEpoch = epoch;
-    if (task.inBatch) running = true;
-  }
-  return running;
-}
 
 function byBatchOrder(a: Task, b: Task): number {
   return a.batchSeq - b.batchSeq;

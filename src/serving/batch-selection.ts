@@ -1,0 +1,230 @@
+import { clearList } from "../core/arrays.ts";
+import type { Instance } from "./instance.ts";
+import { TaskState, type SimRequest, type Task } from "./request.ts";
+
+/**
+ * Which waiting and running tasks make an instance's next batch: ORCA's first-come-first-served
+ * admission, and Splitwise's five passes with a token budget, starvation priority and preemption,
+ * exactly as upstream (splitwise-sim's `select_batch`). Functions of the instance's queues and running
+ * batch that only fill the given lists; the instance applies the result. Batch selection never
+ * re-enters itself, so the scratch lists below are shared by all instances.
+ */
+
+const selectedScratch: Task[] = [];
+const candidatesScratch: Task[] = [];
+/** Shared by all instances so a request's epoch mark can never collide across instances. */
+let selectionEpoch = 0;
+
+/** ORCA: waiting requests join in arrival order, up to the batch size, until one's KV cache does not fit. */
+export function selectOrcaBatch(instance: Instance, newTasks: Task[]): void {
+  let batchSize = instance.batchCount;
+  let memory = instance.memory;
+  for (const request of instance.pendingRequests) {
+    if (batchSize === instance.batching.maxBatchSize) break;
+    const task = request.poolTasks[0]!;
+    if (task.inBatch) continue;
+    if (task.state === TaskState.Blocked) {
+      newTasks.push(task);
+      batchSize++;
+      continue;
+    }
+    const needed = task.memoryOn(instance);
+    if (needed + memory <= instance.maxMemory) {
+      newTasks.push(task);
+      batchSize++;
+      memory += needed;
+    } else {
+      break;
+    }
+  }
+}
+
+/**
+ * Splitwise: fills `newTasks` (joining) and `preempted` (leaving the running batch) and returns the
+ * batch's tokens per iteration.
+ */
+export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preempted: Task[]): number {
+  const { maxBatchSize, maxBatchTokens, maxPreemptions } = instance.batching;
+  const epoch = ++selectionEpoch;
+  const selected = selectedScratch;
+  clearList(selected);
+  let batchTokens = 0;
+  let memory = instance.memory;
+  const maxMemory = instance.maxMemory;
+  // Hot path: the five passes are written out (no closures) because this runs every iteration.
+  let batchTaskMarked = false;
+
+  // 1. tasks that waited too long go first
+  for (const task of instance.pendingQueue) {
+    if (task.numPreemptions < maxPreemptions) break;
+    if (selected.length === maxBatchSize) break;
+    if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+    const request = task.request;
+    if (request.selectionEpoch === epoch) continue;
+    if (task.state === TaskState.Blocked) {
+      selected.push(task);
+      if (markPicked(request, epoch)) batchTaskMarked = true;
+      batchTokens += task.tokensPerIteration;
+      continue;
+    }
+    const needed = task.memoryOn(instance);
+    if (needed + memory <= maxMemory) {
+      selected.push(task);
+      if (markPicked(request, epoch)) batchTaskMarked = true;
+      batchTokens += task.tokensPerIteration;
+      memory += needed;
+    }
+  }
+  // 2. prompts, in arrival order at this instance
+  for (const task of instance.pendingPromptQueue) {
+    if (selected.length === maxBatchSize) break;
+    if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+    const request = task.request;
+    if (request.selectionEpoch === epoch) continue;
+    const needed = task.memoryOn(instance);
+    if (needed + memory > maxMemory) break;
+    selected.push(task);
+    if (markPicked(request, epoch)) batchTaskMarked = true;
+    batchTokens += task.tokensPerIteration;
+    memory += needed;
+  }
+  // 3. preempted decodes (they still hold their KV cache)
+  for (const task of instance.blockedQueue) {
+    if (selected.length === maxBatchSize) break;
+    if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+    const request = task.request;
+    if (request.selectionEpoch === epoch) continue;
+    selected.push(task);
+    if (markPicked(request, epoch)) batchTaskMarked = true;
+    batchTokens += task.tokensPerIteration;
+  }
+  // 4. decodes already running. A batch task's request can only have been picked already through
+  // another of its tasks (marked on the tasks in passes 1-3), so the task's own mark is enough and
+  // the request object is not touched. When no batch task was marked and the whole batch fits the
+  // limits, every running task stays and the walk is skipped (the common case).
+  const running = instance.batchCount;
+  let picked = selected.length;
+  let keptFromBatch = 0;
+  let pass4Stopped = false;
+  const allStay =
+    !batchTaskMarked &&
+    picked + running <= maxBatchSize &&
+    (running === 0 ||
+      (picked === 0 && running === 1) ||
+      batchTokens + instance.batchPromptTokens + instance.tokenTasksInBatch <= maxBatchTokens);
+  if (allStay) {
+    keptFromBatch = running;
+    picked += running;
+    batchTokens += instance.batchPromptTokens + instance.tokenTasksInBatch;
+  } else {
+    const batch = instance.batch;
+    for (let i = 0; i < batch.length; i++) {
+      const task = batch[i]!;
+      if (picked === maxBatchSize || (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens)) {
+        pass4Stopped = true;
+        break;
+      }
+      if (task.requestEpoch === epoch) continue;
+      selected.push(task);
+      picked++;
+      task.requestEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
+      keptFromBatch++;
+    }
+  }
+  // 5. anything else, by request arrival: the requests not picked yet, first task first. Unless
+  // pass 4 stopped early, those are exactly the waiting tasks that head their request, so only
+  // they are visited (in the arrival order of the instance's request list), not every request.
+  const candidates = candidatesScratch;
+  clearList(candidates);
+  if (!pass4Stopped) {
+    for (const task of instance.pendingQueue) {
+      const request = task.request;
+      if (request.selectionEpoch !== epoch && request.poolTasks[0] === task) candidates.push(task);
+    }
+    if (candidates.length > 1) sortByRequestOrder(instance, candidates);
+  }
+  const pass5 = pass4Stopped || candidates.length > 0;
+  // Upstream stops at the first request whose memory does not fit. When decode caches are reserved
+  // up front, decodes that already hold their cache may still pass it (they need no memory), or
+  // they could wait forever behind a prefill that waits for their memory (a deadlock); new
+  // admissions stay first-come-first-served.
+  const overtake = instance.reserveDecodeUpFront;
+  let memoryFull = false;
+  if (pass4Stopped) {
+    for (const task of selected) task.request.selectionEpoch = epoch;
+    for (const request of instance.pendingRequests) {
+      if (picked === maxBatchSize) break;
+      if (request.selectionEpoch === epoch) continue;
+      const task = request.poolTasks[0]!;
+      if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      if (task.state !== TaskState.Blocked) {
+        const needed = task.memoryOn(instance);
+        if (needed + memory > maxMemory) {
+          if (!overtake) break;
+          memoryFull = true;
+          continue;
+        }
+        if (memoryFull && needed > 0) continue;
+        memory += needed;
+      }
+      selected.push(task);
+      picked++;
+      request.selectionEpoch = epoch;
+      batchTokens += task.tokensPerIteration;
+    }
+  } else {
+    for (const task of candidates) {
+      if (picked === maxBatchSize) break;
+      if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
+      if (task.state !== TaskState.Blocked) {
+        const needed = task.memoryOn(instance);
+        if (needed + memory > maxMemory) {
+          if (!overtake) break;
+          memoryFull = true;
+          continue;
+        }
+        if (memoryFull && needed > 0) continue;
+        memory += needed;
+      }
+      selected.push(task);
+      picked++;
+      batchTokens += task.tokensPerIteration;
+    }
+  }
+  if (keptFromBatch === running && (allStay || !pass5)) {
+    // Every running task stays; the new ones are what the other passes picked.
+    for (const task of selected) if (!task.inBatch) newTasks.push(task);
+    return batchTokens;
+  }
+  for (const task of selected) task.selected = epoch;
+  for (const task of instance.batch) if (task.selected !== epoch) preempted.push(task);
+  for (const task of selected) if (!task.inBatch) newTasks.push(task);
+  return batchTokens;
+}
+
+/** Sorts tasks by their request's place in `pendingRequests` (arrival time, then insertion order). */
+function sortByRequestOrder(instance: Instance, tasks: Task[]): void {
+  const list = instance.pendingRequests;
+  const position = (task: Task): number => list.indexOf(task.request);
+  tasks.sort((a, b) => {
+    const byArrival = a.request.arrivalTime - b.request.arrivalTime;
+    return byArrival !== 0 ? byArrival : position(a) - position(b);
+  });
+}
+
+/**
+ * A request enters the new batch: marked on it and on each of its tasks here (see pass 4). True when
+ * one of those tasks is running, so pass 4 has to skip it.
+ */
+function markPicked(request: SimRequest, epoch: number): boolean {
+  request.selectionEpoch = epoch;
+  const tasks = request.poolTasks;
+  let running = false;
+  for (let i = 0; i < tasks.length; i++) {
+    const task = tasks[i]!;
+    task.requestEpoch = epoch;
+    if (task.inBatch) running = true;
+  }
+  return running;
+}
