@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Rng } from "../../src/core/rng.ts";
+import { InstanceStatus, type Instance } from "../../src/serving/instance.ts";
+import type { SimRequest } from "../../src/serving/request.ts";
+import { TokenJsqScheduler } from "../../src/serving/schedulers/colocated.ts";
+import type { SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
+
+/** The fields token_jsq reads and writes on an instance. */
+interface FakeInstance {
+  label: string;
+  status: InstanceStatus;
+  assignedWork: number;
+  schedPendingTokens: number;
+  schedSlot: number;
+  schedLoadChanged: ((instance: Instance) => void) | null;
+}
+
+const OPTIONS: SchedulerOptions = {
+  transferBandwidthGBps: 1,
+  promptMaxPendingBatchTokens: 8192,
+  onSaturation: "borrow",
+  kvTokenJsqUpstream: false,
+  ignoreInstanceStatus: false,
+  maxRequestsPerInstance: 0,
+  random: () => 0,
+};
+
+/** Upstream's choice: the first ACTIVE instance, in list order, with the fewest pending tokens. */
+function firstActiveMinimum(instances: readonly FakeInstance[]): FakeInstance | null {
+  let best: FakeInstance | null = null;
+  for (const instance of instances) {
+    if (instance.status !== InstanceStatus.Active) continue;
+    if (best === null || instance.schedPendingTokens < best.schedPendingTokens) best = instance;
+  }
+  return best;
+}
+
+void describe("token_jsq", () => {
+  void it("places exactly where a scan of the ACTIVE instances would, as loads, states and the fleet change", () => {
+    const rng = new Rng(5);
+    const scheduler = new TokenJsqScheduler(OPTIONS);
+    const fleet: FakeInstance[] = [];
+    let nextId = 0;
+    const add = (): void => {
+      const instance: FakeInstance = {
+        label: `i${nextId++}`,
+        status: rng.nextFloat() < 0.7 ? InstanceStatus.Active : InstanceStatus.ScalingUp,
+        assignedWork: 0,
+        schedPendingTokens: 0,
+        schedSlot: -1,
+        schedLoadChanged: null,
+      };
+      fleet.push(instance);
+      scheduler.addInstance(instance as unknown as Instance);
+    };
+    for (let i = 0; i < 12; i++) add();
+    let placements = 0;
+    for (let step = 0; step < 5000; step++) {
+      const roll = rng.nextFloat();
+      if (roll < 0.5) {
+        const expected = firstActiveMinimum(fleet);
+        const before = expected?.schedPendingTokens ?? 0;
+        const promptTokens = 1 + rng.nextInt(4);
+        const placement = scheduler.schedule({ promptTokens } as SimRequest);
+        if (expected === null) assert.equal(placement, null, `step ${step}: no ACTIVE instance`);
+        else assert.equal(placement?.prompt, expected as unknown as Instance, `step ${step}`);
+        if (expected !== null) {
+          assert.equal(expected.schedPendingTokens, before + promptTokens + 1);
+          placements++;
+        }
+      } else if (roll < 0.85) {
+        // A task completes: the instance's counter drops and it tells the scheduler.
+        const loaded = fleet.filter((instance) => instance.schedPendingTokens > 0);
+        if (loaded.length === 0) continue;
+        const instance = loaded[rng.nextInt(loaded.length)]!;
+        instance.schedPendingTokens -= Math.min(instance.schedPendingTokens, 1 + rng.nextInt(3));
+        instance.schedLoadChanged?.(instance as unknown as Instance);
+      } else if (roll < 0.95) {
+        // Scaling: an instance becomes ACTIVE, or starts draining (no notification to the scheduler).
+        const instance = fleet[rng.nextInt(fleet.length)]!;
+        instance.status =
+          instance.status === InstanceStatus.Active ? InstanceStatus.Draining : InstanceStatus.Active;
+      } else if (roll < 0.975 || fleet.length < 3) {
+        add();
+      } else {
+        const [removed] = fleet.splice(rng.nextInt(fleet.length), 1);
+        removed!.status = InstanceStatus.Removed;
+        scheduler.removeInstance(removed as unknown as Instance);
+      }
+    }
+    assert.ok(placements > 1000, `only ${placements} placements`);
+  });
+});
