@@ -140,7 +140,7 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
   if (!pass4Stopped) {
     for (const task of instance.pendingQueue) {
       const request = task.request;
-      if (request.selectionEpoch !== epoch && request.poolTasks[0] === task) candidates.push(task);
+      if (task.headsPool && request.selectionEpoch !== epoch) candidates.push(task);
     }
     if (candidates.length > 1) sortByRequestOrder(instance, candidates);
   }

@@ -341,11 +341,13 @@ export class Instance implements EventTarget {
     const request = task.request;
     if (request.pooled) {
       request.poolTasks.push(task);
+      task.headsPool = false;
       return;
     }
     request.pooled = true;
     clearList(request.poolTasks);
     request.poolTasks.push(task);
+    task.headsPool = true;
     // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
     const list = this.pendingRequests;
     const arrivals = this.pendingArrivals;
@@ -369,6 +371,9 @@ export class Instance implements EventTarget {
   private removeFromPool(task: Task): void {
     const request = task.request;
     removeItem(request.poolTasks, task);
+    task.headsPool = false;
+    const head = request.poolTasks[0];
+    if (head !== undefined) head.headsPool = true;
     if (request.poolTasks.length === 0) {
       request.pooled = false;
       this.removePendingRequest(request);
@@ -482,7 +487,7 @@ export class Instance implements EventTarget {
       // Every request whose first task is not running was skipped this iteration (upstream's
       // "num_preemptions"); those first tasks are exactly the waiting ones that head their request.
       for (const task of this.pendingQueue) {
-        if (task.request.poolTasks[0] === task) task.numPreemptions++;
+        if (task.headsPool) task.numPreemptions++;
       }
     }
 

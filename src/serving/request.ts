@@ -39,6 +39,11 @@ export class Task {
   requestEpoch = 0;
   /** Scratch mark of a batch of tasks leaving their instance's queues together. */
   queueMark = 0;
+  /**
+   * This task is its request's `poolTasks[0]` (kept by the instance's pool bookkeeping), so the
+   * per-iteration walks over waiting tasks need not load the request and its pool to ask.
+   */
+  headsPool = false;
   /** The request's prompt length, copied here so decode costing does not chase the request. */
   promptTokens: number;
   /** The request's arrival time, copied here so ordering a queue of tasks does not chase requests. */
@@ -85,6 +90,7 @@ export class Task {
     this.selected = 0;
     this.requestEpoch = 0;
     this.queueMark = 0;
+    this.headsPool = false;
     this.arrivalTime = 0;
     this.startTime = -1;
     this.completionTime = -1;

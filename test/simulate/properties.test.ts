@@ -514,3 +514,37 @@ void describe("instances", () => {
     assertNoOom(sim, "round_robin");
   });
 });
+
+void describe("instance bookkeeping", () => {
+  /** After every iteration: each waiting task's pool-head flag matches its request's pool, on every instance. */
+  function checkPoolHeads(raw: Raw): number {
+    const loaded = load(raw);
+    const schedulerRng = new Rng(loaded.config.seed).fork("scheduler");
+    const setup = buildSetup(loaded.config, loaded.baseDir, () => schedulerRng.nextFloat());
+    let checked = 0;
+    const sim = new Simulation(setup, openConfiguredWorkload(loaded.config, loaded.baseDir), {
+      iteration: (instance: Instance) => {
+        for (const task of instance.pendingQueue) {
+          assert.equal(task.headsPool, task.request.poolTasks[0] === task, `request ${task.request.id}`);
+          checked++;
+        }
+        for (const request of instance.pendingRequests) {
+          for (const [index, task] of request.poolTasks.entries()) assert.equal(task.headsPool, index === 0);
+        }
+      },
+    });
+    sim.run();
+    assert.equal(sim.completed, sim.arrived);
+    return checked;
+  }
+
+  void it("keeps each task's pool-head flag equal to its request's first pooled task", () => {
+    // Loaded enough that decodes are preempted and wait behind prefills.
+    assert.ok(
+      checkPoolHeads({ ...COLOCATED, scheduler: { name: "token_jsq" }, workload: generator(12, 400) }) > 100,
+    );
+    assert.ok(
+      checkPoolHeads({ ...SPLIT, scheduler: { name: "mixed_pool" }, workload: generator(12, 400) }) > 0,
+    );
+  });
+});

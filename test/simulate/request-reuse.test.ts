@@ -38,6 +38,8 @@ void describe("SimRequest.reuse", () => {
         runTime: 1,
         reserved: true,
         preemptions: 2,
+        queueMark: 4,
+        headsPool: true,
       });
     }
     used.prompt.chained = used.token;
