@@ -21,7 +21,7 @@ export function selectOrcaBatch(instance: Instance, newTasks: Task[]): void {
   let memory = instance.memory;
   for (const request of instance.pendingRequests) {
     if (batchSize === instance.batching.maxBatchSize) break;
-    const task = request.poolTasks[0]!;
+    const task = request.poolHead!;
     if (task.inBatch) continue;
     if (task.state === TaskState.Blocked) {
       newTasks.push(task);
@@ -156,7 +156,7 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
     for (const request of instance.pendingRequests) {
       if (picked === maxBatchSize) break;
       if (request.selectionEpoch === epoch) continue;
-      const task = request.poolTasks[0]!;
+      const task = request.poolHead!;
       if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
       if (task.state !== TaskState.Blocked) {
         const needed = task.memoryOn(instance);
@@ -219,12 +219,16 @@ function sortByRequestOrder(instance: Instance, tasks: Task[]): void {
  */
 function markPicked(request: SimRequest, epoch: number): boolean {
   request.selectionEpoch = epoch;
-  const tasks = request.poolTasks;
   let running = false;
-  for (let i = 0; i < tasks.length; i++) {
-    const task = tasks[i]!;
-    task.requestEpoch = epoch;
-    if (task.inBatch) running = true;
+  const head = request.poolHead;
+  if (head !== null) {
+    head.requestEpoch = epoch;
+    running = head.inBatch;
+  }
+  const next = request.poolNext;
+  if (next !== null) {
+    next.requestEpoch = epoch;
+    if (next.inBatch) running = true;
   }
   return running;
 }

@@ -340,13 +340,15 @@ export class Instance implements EventTarget {
   private addToPool(task: Task): void {
     const request = task.request;
     if (request.pooled) {
-      request.poolTasks.push(task);
+      if (request.poolNext !== null)
+        throw new Error(`internal: request ${request.id} has a third task on instance ${this.label}`);
+      request.poolNext = task;
       task.headsPool = false;
       return;
     }
     request.pooled = true;
-    clearList(request.poolTasks);
-    request.poolTasks.push(task);
+    request.poolHead = task;
+    request.poolNext = null;
     task.headsPool = true;
     // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
     const list = this.pendingRequests;
@@ -370,11 +372,17 @@ export class Instance implements EventTarget {
 
   private removeFromPool(task: Task): void {
     const request = task.request;
-    removeItem(request.poolTasks, task);
+    if (request.poolHead === task) {
+      request.poolHead = request.poolNext;
+      request.poolNext = null;
+    } else if (request.poolNext === task) {
+      request.poolNext = null;
+    }
     task.headsPool = false;
-    const head = request.poolTasks[0];
-    if (head !== undefined) head.headsPool = true;
-    if (request.poolTasks.length === 0) {
+    const head = request.poolHead;
+    if (head !== null) {
+      head.headsPool = true;
+    } else {
       request.pooled = false;
       this.removePendingRequest(request);
     }

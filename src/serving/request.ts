@@ -40,7 +40,7 @@ export class Task {
   /** Scratch mark of a batch of tasks leaving their instance's queues together. */
   queueMark = 0;
   /**
-   * This task is its request's `poolTasks[0]` (kept by the instance's pool bookkeeping), so the
+   * This task is its request's `poolHead` (kept by the instance's pool bookkeeping), so the
    * per-iteration walks over waiting tasks need not load the request and its pool to ask.
    */
   headsPool = false;
@@ -163,8 +163,13 @@ export class SimRequest {
   promptStartTime = -1;
   firstTokenTime = -1;
   kvTransfer: KvTransfer | null = null;
-  /** Tasks of this request waiting or running on its current instance (upstream request_tasks). */
-  poolTasks: Task[] = [];
+  /**
+   * Tasks of this request waiting or running on its current instance, in the order they arrived
+   * there (upstream request_tasks): at most the prefill and the decode, so two fields rather than an
+   * array, which spares batch selection a load per request.
+   */
+  poolHead: Task | null = null;
+  poolNext: Task | null = null;
   /** Index in the instance's arrival-ordered pending-request list bookkeeping. */
   pooled = false;
   /** Selection epoch in which one of this request's tasks was picked (scratch for batch selection). */
@@ -195,7 +200,8 @@ export class SimRequest {
     this.promptStartTime = -1;
     this.firstTokenTime = -1;
     this.kvTransfer = null;
-    this.poolTasks.length = 0;
+    this.poolHead = null;
+    this.poolNext = null;
     this.pooled = false;
     this.selectionEpoch = 0;
     this.prompt.reset(promptTokens);

@@ -525,11 +525,12 @@ void describe("instance bookkeeping", () => {
     const sim = new Simulation(setup, openConfiguredWorkload(loaded.config, loaded.baseDir), {
       iteration: (instance: Instance) => {
         for (const task of instance.pendingQueue) {
-          assert.equal(task.headsPool, task.request.poolTasks[0] === task, `request ${task.request.id}`);
+          assert.equal(task.headsPool, task.request.poolHead === task, `request ${task.request.id}`);
           checked++;
         }
         for (const request of instance.pendingRequests) {
-          for (const [index, task] of request.poolTasks.entries()) assert.equal(task.headsPool, index === 0);
+          assert.equal(request.poolHead?.headsPool, true, `request ${request.id} is pending: it has a head`);
+          if (request.poolNext !== null) assert.equal(request.poolNext.headsPool, false);
         }
       },
     });

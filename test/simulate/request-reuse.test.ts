@@ -19,7 +19,8 @@ void describe("SimRequest.reuse", () => {
       pooled: true,
       selectionEpoch: 9,
     });
-    used.poolTasks.push(used.prompt, used.token);
+    used.poolHead = used.prompt;
+    used.poolNext = used.token;
     for (const task of [used.prompt, used.token]) {
       Object.assign(task, {
         state: TaskState.Completed,
