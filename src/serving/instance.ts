@@ -339,14 +339,13 @@ export class Instance implements EventTarget {
 
   private addToPool(task: Task): void {
     const request = task.request;
-    if (request.pooled) {
+    if (request.poolHead !== null) {
       if (request.poolNext !== null)
         throw new Error(`internal: request ${request.id} has a third task on instance ${this.label}`);
       request.poolNext = task;
       task.headsPool = false;
       return;
     }
-    request.pooled = true;
     request.poolHead = task;
     request.poolNext = null;
     task.headsPool = true;
@@ -383,7 +382,6 @@ export class Instance implements EventTarget {
     if (head !== null) {
       head.headsPool = true;
     } else {
-      request.pooled = false;
       this.removePendingRequest(request);
     }
   }

@@ -170,8 +170,6 @@ export class SimRequest {
    */
   poolHead: Task | null = null;
   poolNext: Task | null = null;
-  /** Index in the instance's arrival-ordered pending-request list bookkeeping. */
-  pooled = false;
   /** Selection epoch in which one of this request's tasks was picked (scratch for batch selection). */
   selectionEpoch = 0;
 
@@ -202,7 +200,6 @@ export class SimRequest {
     this.kvTransfer = null;
     this.poolHead = null;
     this.poolNext = null;
-    this.pooled = false;
     this.selectionEpoch = 0;
     this.prompt.reset(promptTokens);
     this.token.reset(outputTokens - 1);

@@ -16,7 +16,6 @@ void describe("SimRequest.reuse", () => {
       memory: 123,
       promptStartTime: 1,
       firstTokenTime: 2,
-      pooled: true,
       selectionEpoch: 9,
     });
     used.poolHead = used.prompt;
