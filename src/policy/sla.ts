@@ -1,7 +1,13 @@
 import { z } from "zod";
-import { UsageError } from "../errors.ts";
-import { chiSquareUpperTail, upperPredictionBound } from "./primitives/statistics.ts";
 import { parsePolicyConfig, type PolicyContext, type PolicyPool } from "./registry.ts";
+import { EMPTY_WINDOW, accumulateWindow, burstPlan, type BurstWindows } from "./sla-bursts.ts";
+import {
+  decodeKvDemand,
+  decodeReplicas,
+  decodeSpikeShare,
+  prefillReplicas,
+  slaPerformance,
+} from "./sla-capacity.ts";
 import {
   GAUGES,
   activeCount,
@@ -127,84 +133,7 @@ export interface SlaState {
   /** Per pool: consecutive decisions with a prompt backlog above budget. */
   readonly backlogTicks: Readonly<Record<string, number>>;
   /** Burst peaks of the last `burst_windows` windows of `burst_window_s`, and the window being filled. */
-  readonly windows: {
-    readonly open: OpenWindow;
-    readonly closed: readonly ClosedWindow[];
-  };
-}
-
-/** Traffic of one controller interval: arrivals and their prompt tokens over `seconds`. */
-interface Interval {
-  readonly seconds: number;
-  readonly requests: number;
-  readonly prompt: number;
-}
-
-/**
- * The window being filled: its totals, how many intervals, Σ requests² / seconds over its intervals
- * (for the dispersion test) and its busiest interval so far.
- */
-interface OpenWindow extends Interval {
-  readonly intervals: number;
-  readonly squares: number;
-  readonly peak: Interval;
-}
-
-/**
- * A closed window: its burst peak, the busiest interval's rates (requests/s, prompt tokens/s) when
- * the window failed the dispersion test (0 otherwise).
- */
-interface ClosedWindow {
-  readonly burstRequests: number;
-  readonly burstPrompt: number;
-  /** How long the window's arrivals would last at the burst's rate (0 without a burst). */
-  readonly burstSeconds: number;
-}
-
-const EMPTY_INTERVAL: Interval = { seconds: 0, requests: 0, prompt: 0 };
-const EMPTY_WINDOW: OpenWindow = { ...EMPTY_INTERVAL, intervals: 0, squares: 0, peak: EMPTY_INTERVAL };
-
-export interface PoolPerformance {
-  /** Prompt tokens per second one replica prefills at its token budget. */
-  readonly prefillTokensPerS: number;
-  /** Unloaded prefill seconds of a prompt of this many tokens. */
-  readonly prefillS: (tokens: number) => number;
-  /** Seconds of one decode step at a moderate batch. */
-  readonly decodeStepS: (batch: number, context: number) => number;
-}
-
-/** What one replica of a pool can do, from its performance model (or the config without one). */
-export function slaPerformance(pool: PolicyPool, config: SlaConfig, where: string): PoolPerformance {
-  const latency = pool.latency;
-  if (latency === undefined) {
-    if (config.prefill_tokens_per_s === undefined || config.decode_step_s === undefined) {
-      throw new UsageError(
-        `${where}: pool ${pool.name} has no performance model; set prefill_tokens_per_s and decode_step_s (measure them with \`splitscale perf\`)`,
-      );
-    }
-    const step = config.decode_step_s;
-    const rate = config.prefill_tokens_per_s;
-    return { prefillTokensPerS: rate, prefillS: (tokens) => tokens / rate, decodeStepS: () => step };
-  }
-  const budget = pool.capacity?.maxBatchTokens ?? 2048;
-  const prefillTime = latency.iterationTime({
-    prefillTokens: budget,
-    numPrefill: 1,
-    numDecode: 0,
-    decodeContextTokens: 0,
-  });
-  return {
-    prefillTokensPerS: budget / prefillTime,
-    prefillS: (tokens) =>
-      latency.iterationTime({ prefillTokens: tokens, numPrefill: 1, numDecode: 0, decodeContextTokens: 0 }),
-    decodeStepS: (batch, context) =>
-      latency.iterationTime({
-        prefillTokens: 0,
-        numPrefill: 0,
-        numDecode: Math.max(1, Math.round(batch)),
-        decodeContextTokens: Math.max(1, Math.round(batch)) * context,
-      }),
-  };
+  readonly windows: BurstWindows;
 }
 
 /** One Holt (double exponential smoothing) step over a rate observed on a window of `dt` seconds. */
@@ -473,233 +402,6 @@ export function createSlaPolicy(
   };
 }
 
-/**
- * The share of a burst's arrival rate that decode holds at once. A burst of rate B lasting `burst_s`
- * brings B·burst_s requests, each in decode for T = output × step: B·min(burst_s, T) of them at once,
- * as a rate for Little's law B × min(1, burst_s / T). Long outputs see a short burst smoothed.
- */
-export function decodeSpikeShare(
-  burst_s: number,
-  meanOutput: number,
-  meanPrompt: number,
-  performance: PoolPerformance,
-): number {
-  const decodeTime = meanOutput * performance.decodeStepS(1, meanPrompt + meanOutput);
-  if (!(decodeTime > 0) || !(burst_s > 0)) return 1;
-  return Math.min(1, burst_s / decodeTime);
-}
-
-/**
- * KV-cache tokens held by requests in decode, by Little's law: requests decoding at once (arrival
- * rate × output tokens × step time) × KV tokens each (long outputs stay longer, hence the size
- * bias). The step time depends a little on the batch: two fixed-point rounds are plenty.
- */
-export function decodeKvDemand(
-  requestsPerS: number,
-  meanPrompt: number,
-  meanOutput: number,
-  replicas: number,
-  performance: PoolPerformance,
-  config: SlaConfig,
-): number {
-  const tokensPerRequest = meanPrompt + meanOutput;
-  let inFlight = requestsPerS * meanOutput * performance.decodeStepS(1, tokensPerRequest);
-  for (let round = 0; round < 2; round++) {
-    const batch = inFlight / Math.max(replicas, 1);
-    inFlight = requestsPerS * meanOutput * performance.decodeStepS(batch, tokensPerRequest);
-  }
-  return inFlight * tokensPerRequest * config.decode_size_bias;
-}
-
-/**
- * A high quantile of the KV demand. Requests in decode form an M/G/∞ population: their number is
- * Poisson (variance = mean) and each holds a size-variable share of tokens, so the spread of the
- * held tokens is √(in flight) × E[tokens] × √(1 + cv²); plan for mean + z·spread.
- */
-export function decodeKvHigh(meanKv: number, tokensPerRequest: number, config: SlaConfig): number {
-  if (meanKv <= 0 || tokensPerRequest <= 0) return Math.max(0, meanKv);
-  const inFlight = meanKv / tokensPerRequest;
-  const spread = Math.sqrt(inFlight) * tokensPerRequest * Math.sqrt(1 + config.decode_size_cv ** 2);
-  return meanKv + config.decode_overflow_z * spread;
-}
-
-/**
- * Decode replicas for steady traffic, from the TBT SLO (the decode counterpart of `prefillReplicas`).
- * A replica holds `slots` requests at once: its KV tokens at `decode_kv_utilization` over the KV
- * tokens of one request (prompt + output, `decode_size_bias`). Requests that find every slot taken
- * wait for KV room (Splitwise's scheduler lets the KV shipment wait), and a request may wait
- * (tbt_slowdown − 1) decode times before its TBT slowdown exceeds the SLO. With the requests in
- * decode at once (Little's law) as the offered load, the M/M/c tail C(c, a)·exp(−(c − a)·(s − 1))
- * must stay under `tbt_miss_target`; the high quantile of `decode_overflow_z` is a floor.
- */
-export function decodeReplicas(
-  requestsPerS: number,
-  meanPrompt: number,
-  meanOutput: number,
-  replicas: number,
-  maxKvTokens: number,
-  performance: PoolPerformance,
-  config: SlaConfig,
-  utilization = config.decode_kv_utilization,
-  calibration = 1,
-): number {
-  if (maxKvTokens <= 0 || requestsPerS <= 0) return 0;
-  const demand =
-    decodeKvDemand(requestsPerS, meanPrompt, meanOutput, replicas, performance, config) * calibration;
-  const tokensPerRequest = (meanPrompt + meanOutput) * config.decode_size_bias * calibration;
-  const load = demand / tokensPerRequest;
-  const slots = Math.max(1, Math.floor((maxKvTokens * utilization) / tokensPerRequest));
-  const waits = config.tbt_slowdown - 1;
-  let replicasNeeded = Math.max(1, Math.ceil(load / slots - 1e-9));
-  for (; replicasNeeded < 10_000; replicasNeeded++) {
-    const servers = replicasNeeded * slots;
-    if (
-      servers > load &&
-      erlangC(servers, load) * Math.exp(-(servers - load) * waits) <= config.tbt_miss_target
-    )
-      break;
-  }
-  if (config.decode_overflow_z <= 0) return replicasNeeded;
-  // The stricter rule: hold a high quantile of the demand at once, without queueing.
-  const high = decodeKvHigh(demand, meanPrompt + meanOutput, config);
-  return Math.max(replicasNeeded, Math.ceil(high / (maxKvTokens * utilization) - 1e-9));
-}
-
-/**
- * Erlang C: probability that an arrival waits, for `servers` servers offered `load` Erlangs
- * (load < servers). Computed with the stable recurrence over the Erlang-B blocking probability.
- */
-export function erlangC(servers: number, load: number): number {
-  if (load <= 0) return 0;
-  if (load >= servers) return 1;
-  let blocking = 1;
-  for (let k = 1; k <= servers; k++) blocking = (load * blocking) / (k + load * blocking);
-  return blocking / (1 - (load / servers) * (1 - blocking));
-}
-
-/**
- * Prefill replicas so that the fraction of prompts waiting longer than their TTFT budget stays under
- * `ttft_miss_target` (autoscalers spec §9.2: queueing headroom from the SLO instead of a magic
- * utilization). M/M/n tail: P(W > t) = C(n, a)·exp(−(n − a)·t / E[S]), with E[S] the mean prefill
- * time and a prompt of p tokens allowed to wait (slowdown − 1)·prefill(p). The miss rate is averaged
- * over an exponential prompt-size distribution with the observed mean.
- */
-export function prefillReplicas(
-  promptTokensPerS: number,
-  requestsPerS: number,
-  meanPrompt: number,
-  performance: PoolPerformance,
-  missTarget: number,
-  config: SlaConfig,
-): number {
-  if (promptTokensPerS <= 0 || requestsPerS <= 0) return 0;
-  const meanService = meanPrompt / performance.prefillTokensPerS;
-  const load = promptTokensPerS / performance.prefillTokensPerS;
-  const quantiles = 16;
-  const budgets: number[] = [];
-  for (let i = 0; i < quantiles; i++) {
-    const prompt = Math.max(1, -meanPrompt * Math.log(1 - (i + 0.5) / quantiles));
-    budgets.push((config.ttft_slowdown - 1) * performance.prefillS(prompt));
-  }
-  let servers = Math.max(1, Math.ceil(load / config.max_prefill_utilization));
-  for (; servers < 10_000; servers++) {
-    const wait = erlangC(servers, load);
-    let miss = 0;
-    for (const budget of budgets) miss += wait * Math.exp((-(servers - load) * budget) / meanService);
-    if (miss / quantiles <= missTarget) break;
-  }
-  return servers;
-}
-
-/**
- * P-value of Pearson's dispersion test of a window: how likely Poisson arrivals at the window's mean
- * rate spread its arrivals over its intervals at least this unevenly. X² = Σ (n − r·w)² / (r·w) over
- * the intervals (n arrivals in w seconds, r the window's mean rate) is χ² with intervals − 1 degrees
- * of freedom. 1 when there is nothing to test.
- */
-export function dispersionPValue(window: OpenWindow): number {
-  if (window.intervals < 2 || window.requests <= 0 || window.seconds <= 0) return 1;
-  const rate = window.requests / window.seconds;
-  const statistic = window.squares / rate - window.requests;
-  return chiSquareUpperTail(statistic, window.intervals - 1);
-}
-
-/** A burst: its peak rates, and how long the window's arrivals would last at the peak rate. */
-export interface Burst {
-  readonly requests: number;
-  readonly prompt: number;
-  readonly seconds: number;
-}
-
-const NO_BURST: Burst = { requests: 0, prompt: 0, seconds: 0 };
-
-/**
- * The burst peak of a window: the rates of its busiest interval when the window fails the dispersion
- * test at `burst_significance`, else none. A burst is planned for at its own rate; traffic that
- * merely fluctuates as memoryless arrivals do is left to the queueing model.
- */
-export function burstPeak(window: OpenWindow, config: SlaConfig): Burst {
-  const peak = window.peak;
-  if (peak.requests <= 0 || peak.seconds <= 0) return NO_BURST;
-  if (dispersionPValue(window) > config.burst_significance) return NO_BURST;
-  const requests = peak.requests / peak.seconds;
-  return { requests, prompt: peak.prompt / peak.seconds, seconds: window.requests / requests };
-}
-
-/**
- * Rates to plan for so that the next burst finds its capacity ready: the upper prediction bound
- * (`burst_quantile`) of the burst peaks of the last closed windows (a window without a burst counts
- * as 0), and at least the burst seen so far in the window being filled; with the bursts' mean
- * duration. Zero for traffic without bursts.
- */
-export function burstPlan(windows: SlaState["windows"], config: SlaConfig): Burst {
-  const open = burstPeak(windows.open, config);
-  const bound = (values: number[]): number =>
-    Math.max(0, upperPredictionBound(values, config.burst_quantile));
-  const durations = windows.closed.map((window) => window.burstSeconds).filter((seconds) => seconds > 0);
-  if (open.seconds > 0) durations.push(open.seconds);
-  return {
-    requests: Math.max(open.requests, bound(windows.closed.map((window) => window.burstRequests))),
-    prompt: Math.max(open.prompt, bound(windows.closed.map((window) => window.burstPrompt))),
-    seconds: durations.length > 0 ? durations.reduce((sum, value) => sum + value, 0) / durations.length : 0,
-  };
-}
-
-/** Adds one traffic interval to the current variability window; closes it when it is long enough. */
-function accumulateWindow(
-  windows: SlaState["windows"],
-  traffic: TrafficWindow,
-  config: SlaConfig,
-): SlaState["windows"] {
-  const interval: Interval = {
-    seconds: traffic.window_s,
-    requests: traffic.arrivals,
-    prompt: traffic.promptTokens,
-  };
-  const previous = windows.open.peak;
-  const busier =
-    previous.seconds <= 0 || interval.requests / interval.seconds > previous.requests / previous.seconds;
-  const open: OpenWindow = {
-    seconds: windows.open.seconds + interval.seconds,
-    requests: windows.open.requests + interval.requests,
-    prompt: windows.open.prompt + interval.prompt,
-    intervals: windows.open.intervals + 1,
-    squares: windows.open.squares + (interval.seconds > 0 ? interval.requests ** 2 / interval.seconds : 0),
-    peak: busier ? interval : previous,
-  };
-  if (open.seconds < config.burst_window_s) return { ...windows, open };
-  const burst = burstPeak(open, config);
-  const closed: ClosedWindow[] = [
-    ...windows.closed,
-    {
-      burstRequests: burst.requests,
-      burstPrompt: burst.prompt,
-      burstSeconds: burst.seconds,
-    },
-  ];
-  return { open: EMPTY_WINDOW, closed: closed.slice(-config.burst_windows) };
-}
-
 function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: SlaConfig): SlaState {
   const dt = traffic.window_s;
   if (dt <= 0) return state;
@@ -737,3 +439,16 @@ function smooth(state: SlaState, traffic: TrafficWindow, now: number, config: Sl
     sizes,
   };
 }
+
+// The planner's models live in their own modules; re-exported so callers import the policy in one place.
+export { burstPeak, burstPlan, dispersionPValue, type Burst, type BurstWindows } from "./sla-bursts.ts";
+export {
+  decodeKvDemand,
+  decodeKvHigh,
+  decodeReplicas,
+  decodeSpikeShare,
+  erlangC,
+  prefillReplicas,
+  slaPerformance,
+  type PoolPerformance,
+} from "./sla-capacity.ts";
