@@ -13,6 +13,8 @@ import {
 } from "../metrics/writers.ts";
 import { summaryToJson } from "../metrics/summary.ts";
 import { formatSummaryTable } from "../report/table.ts";
+import { renderSvg, svgToPng, timelineChartSpec } from "../report/charts.ts";
+import type { TimelineRow } from "../metrics/timeline.ts";
 import { runSimulation } from "../simulate/run.ts";
 import { stringify } from "yaml";
 import { ProgressReporter } from "./progress.ts";
@@ -30,6 +32,8 @@ export interface SimulateOptions {
   json?: boolean;
   requests?: boolean;
   progress: boolean;
+  /** false with --no-charts. */
+  charts?: boolean;
   printConfig?: boolean;
 }
 
@@ -72,23 +76,26 @@ export function registerSimulateCommand(program: Command): void {
     .option("--requests", "also write requests.csv, one row per completed request")
     .option("--json", "print summary.json to stdout instead of the tables")
     .option("--no-progress", "do not draw the progress bar")
+    .option("--no-charts", "do not draw timeline.svg/timeline.png (timeline.csv is still written)")
     .option("--print-config", "print the resolved config and exit")
     .addHelpText(
       "after",
       `
 Examples:
-  splitscale simulate                                   # Azure conversation trace, Splitwise-HH 3P+1T
+  splitscale simulate                                   # Azure conversation trace, autoscaled (the default preset)
   splitscale simulate --preset azure-conv-baseline-h100 --set cluster.servers.0.count=6
   splitscale simulate --config my.yaml --trace mooncake.jsonl --out out/mooncake
   splitscale simulate --splitwise-config run/config.yaml --trace traces/rr_conv_80.csv
 
-Outputs in --out: summary.json, summary.csv (one row), instances.csv, config.resolved.yaml,
-requests.csv (with --requests); in --splitwise-config mode also upstream/summary.csv and
-upstream/detailed/0.csv in splitwise-sim's own format.
+Outputs in --out: summary.json, summary.csv (one row), timeline.csv (one row per
+metrics.timeline_interval_s, default 60 s: load, latency percentiles, SLO attainment, GPUs) with
+its chart timeline.svg/.png, instances.csv, config.resolved.yaml, requests.csv (with --requests);
+autoscaled runs add replicas.csv, decisions.csv and scaling_events.csv; --splitwise-config mode
+adds upstream/summary.csv and upstream/detailed/0.csv in splitwise-sim's own format.
 Exit codes: 0 success, 2 bad flags/config/input, 3 a configuration that cannot run or a failed run.`,
     )
-    .action((options: SimulateOptions) => {
-      simulateCommand(options);
+    .action(async (options: SimulateOptions) => {
+      await simulateCommand(options);
     });
 }
 
@@ -157,7 +164,7 @@ function baseName(path: string): string {
   return file.replace(/\.(ya?ml|json)$/i, "");
 }
 
-function simulateCommand(options: SimulateOptions): void {
+async function simulateCommand(options: SimulateOptions): Promise<void> {
   const { loaded, name, upstream } = resolveSimulateConfig(options);
   if (options.printConfig === true) {
     process.stdout.write(stringify(loaded.config));
@@ -184,6 +191,9 @@ function simulateCommand(options: SimulateOptions): void {
   progress.stop();
   const files = [...result.files];
   if (upstream) files.push(...writeUpstreamOutputs(outDir, records));
+  if (options.charts !== false && result.timeline !== undefined && result.timeline.length > 0) {
+    files.push(...(await writeTimelineChart(outDir, result.timeline, name)));
+  }
 
   if (options.json === true) {
     process.stdout.write(summaryToJson(result.summary));
@@ -208,6 +218,21 @@ function simulateCommand(options: SimulateOptions): void {
       `note: ${result.summary.requests.unfinished} requests had not finished when the run ended (counted as SLO misses)\n`,
     );
   }
+}
+
+/** timeline.svg and timeline.png: the run over time, for a look without loading the CSV. */
+async function writeTimelineChart(
+  outDir: string,
+  timeline: readonly TimelineRow[],
+  name: string,
+): Promise<string[]> {
+  const interval = timeline[0]!.end_s - timeline[0]!.start_s;
+  const svg = await renderSvg(timelineChartSpec(timeline, `${name} over time (${interval} s intervals)`));
+  const svgPath = join(outDir, "timeline.svg");
+  const pngPath = join(outDir, "timeline.png");
+  writeFileSync(svgPath, svg);
+  writeFileSync(pngPath, svgToPng(svg));
+  return [svgPath, pngPath];
 }
 
 /** splitwise-sim's own `summary.csv` and `detailed/0.csv`, so existing notebooks read our runs. */

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
+import type { TimelineRow } from "../metrics/timeline.ts";
 
 /**
  * Charts are vega-lite specs (one description for the static SVG/PNG files and any dashboard),
@@ -87,6 +88,70 @@ export function replicasChartSpec(points: readonly ReplicaPoint[], title: string
       ],
       resolve: { scale: { y: "independent" } },
     })),
+  };
+}
+
+/** One panel of the timeline chart: some of the timeline's columns as lines over time. */
+interface TimelinePanel {
+  readonly title: string;
+  readonly fields: readonly (keyof TimelineRow)[];
+  /** Legend names of the fields, in the same order. */
+  readonly names: readonly string[];
+  readonly scale?: number;
+  readonly step?: boolean;
+}
+
+/**
+ * A run over time (timeline.csv): load and throughput, TTFT p50/p99, SLO attainment and GPUs, one
+ * panel each on a shared time axis.
+ */
+export function timelineChartSpec(rows: readonly TimelineRow[], title: string): TopLevelSpec {
+  const panels: TimelinePanel[] = [
+    { title: "requests/s", fields: ["arrival_rate", "throughput"], names: ["arrivals", "completions"] },
+    { title: "TTFT (s)", fields: ["ttft_p50_s", "ttft_p99_s"], names: ["p50", "p99"] },
+    { title: "SLO attainment (%)", fields: ["slo_attainment"], names: ["attainment"], scale: 100 },
+    { title: "GPUs allocated", fields: ["gpus"], names: ["GPUs"], step: true },
+  ];
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    vconcat: panels.map((panel, panelIndex) => ({
+      width: 640,
+      height: 90,
+      // Long format (one point per row and series) so every panel gets a legend; NaN (an interval
+      // without requests) is left out, which breaks the line there.
+      data: {
+        values: rows.flatMap((row) =>
+          panel.fields.flatMap((field, index) => {
+            const value = row[field] * (panel.scale ?? 1);
+            return Number.isFinite(value)
+              ? [{ minutes: row.start_s / 60, series: panel.names[index]!, value }]
+              : [];
+          }),
+        ),
+      },
+      mark: {
+        type: "line",
+        strokeWidth: 1.6,
+        ...(panel.step === true ? { interpolate: "step-after" as const } : {}),
+      },
+      encoding: {
+        x: {
+          field: "minutes",
+          type: "quantitative",
+          title: panelIndex === panels.length - 1 ? "time (min)" : null,
+        },
+        y: { field: "value", type: "quantitative", title: panel.title, scale: { zero: false } },
+        color: {
+          field: "series",
+          type: "nominal",
+          title: null,
+          scale: { domain: [...panel.names] },
+          legend: { orient: "right" },
+        },
+      },
+    })),
+    resolve: { scale: { color: "independent" } },
   };
 }
 

@@ -5,6 +5,7 @@ import { stringify } from "yaml";
 import { Rng } from "../core/rng.ts";
 import type { LoadedConfig } from "../config/config.ts";
 import { RequestMetricsCollector } from "../metrics/collector.ts";
+import { buildTimeline, IntervalCounter, timelineCsv, type TimelineRow } from "../metrics/timeline.ts";
 import {
   buildRunSummary,
   csvField,
@@ -60,6 +61,8 @@ export interface RunResult {
   readonly outcome: SimulationOutcome;
   /** The manager, controller and pools of an autoscaled run (undefined for a fixed fleet). */
   readonly autoscaling?: AttachedAutoscaling;
+  /** The run over time (timeline.csv); computed when the run writes its outputs (`outDir`). */
+  readonly timeline?: readonly TimelineRow[];
   readonly files: readonly string[];
 }
 
@@ -104,12 +107,17 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     warmup_s: config.metrics.warmup_s,
     ...(requestsWriter === undefined ? {} : { sink: requestsWriter }),
   });
+  const warmup = config.metrics.warmup_s;
+  const arrivalsPerInterval = new IntervalCounter(config.metrics.timeline_interval_s);
   const divideByAllTokens = config.compat.tbt_divides_by_all_tokens;
   const onRecord = options.onRecord;
 
   const started = performance.now();
   const simulation = new Simulation(setup, source, {
-    requestArrived: (request: SimRequest) => collector.noteArrival(request.arrivalTime),
+    requestArrived: (request: SimRequest) => {
+      collector.noteArrival(request.arrivalTime);
+      if (request.arrivalTime >= warmup) arrivalsPerInterval.add(request.arrivalTime);
+    },
     requestCompleted: (request: SimRequest, now: number) => {
       const ttft = request.firstTokenTime - request.arrivalTime;
       const e2e = now - request.arrivalTime;
@@ -197,14 +205,34 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     },
   });
 
+  let timeline: TimelineRow[] | undefined;
   if (options.outDir !== undefined) {
     const out = options.outDir;
+    timeline = buildTimeline({
+      interval_s: config.metrics.timeline_interval_s,
+      warmup_s: warmup,
+      end_s: outcome.endTime_s,
+      arrivals: arrivalsPerInterval,
+      columns: collector.columns(),
+      slo: sloSpecOf(loaded),
+      instances: outcome.instances.map((i) => ({
+        start_s: i.created_s,
+        end_s: i.removed_s ?? outcome.endTime_s,
+        weight: 1,
+      })),
+      servers: outcome.servers.map((server) => ({
+        start_s: server.created_s,
+        end_s: server.removed_s ?? outcome.endTime_s,
+        weight: server.gpus,
+      })),
+    });
+    writeFileSync(join(out, "timeline.csv"), timelineCsv(timeline));
     writeFileSync(join(out, "summary.json"), summaryToJson(summary));
     const csv = summaryToCsvRow(summary);
     writeFileSync(join(out, "summary.csv"), `${csv.header}\n${csv.row}\n`);
     writeFileSync(join(out, "instances.csv"), instancesCsv(outcome));
     writeFileSync(join(out, "config.resolved.yaml"), stringify(config));
-    files.push("summary.json", "summary.csv", "instances.csv", "config.resolved.yaml");
+    files.push("summary.json", "summary.csv", "timeline.csv", "instances.csv", "config.resolved.yaml");
     if (autoscaling !== undefined) {
       writeFileSync(join(out, "replicas.csv"), replicasCsv(autoscaling));
       writeFileSync(join(out, "decisions.csv"), decisionsCsv(autoscaling));
@@ -217,6 +245,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     summary,
     outcome,
     ...(autoscaling === undefined ? {} : { autoscaling }),
+    ...(timeline === undefined ? {} : { timeline }),
     files: files.map((file) => (options.outDir === undefined ? file : join(options.outDir, file))),
   };
 }
@@ -309,7 +338,7 @@ function scalingEventsCsv(autoscaling: AttachedAutoscaling): string {
 
 function instancesCsv(outcome: SimulationOutcome): string {
   const header =
-    "id,label,tag,sku,gpus,lifetime_s,busy_s,prefill_s,decode_s,utilization,peak_memory_fraction,preemptions,memory_stalls";
+    "id,label,tag,sku,gpus,created_s,removed_s,lifetime_s,busy_s,prefill_s,decode_s,utilization,peak_memory_fraction,preemptions,memory_stalls";
   const rows = outcome.instances.map((i) =>
     [
       i.id,
@@ -317,6 +346,8 @@ function instancesCsv(outcome: SimulationOutcome): string {
       i.tag ?? "",
       i.sku,
       i.gpus,
+      i.created_s,
+      i.removed_s ?? "",
       i.lifetime_s,
       i.busy_s,
       i.prefill_s,

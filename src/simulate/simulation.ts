@@ -41,6 +41,10 @@ export interface InstanceAccounting {
   readonly tag: string | null;
   readonly sku: string;
   readonly gpus: number;
+  /** When the instance was created (its server provisioned). */
+  readonly created_s: number;
+  /** When it was removed; null when it was still there at the end of the run. */
+  readonly removed_s: number | null;
   readonly lifetime_s: number;
   readonly busy_s: number;
   readonly prefill_s: number;
@@ -51,12 +55,23 @@ export interface InstanceAccounting {
   readonly memory_stalls: number;
 }
 
+/** A provisioned server: what GPU-hours and cost are charged for. */
+export interface ServerAccounting {
+  readonly id: number;
+  readonly sku: string;
+  readonly gpus: number;
+  readonly created_s: number;
+  /** null when the server was still provisioned at the end of the run. */
+  readonly removed_s: number | null;
+}
+
 export interface SimulationOutcome {
   readonly arrived: number;
   readonly completed: number;
   readonly endTime_s: number;
   readonly events: number;
   readonly instances: readonly InstanceAccounting[];
+  readonly servers: readonly ServerAccounting[];
   readonly gpuSeconds: number;
   readonly costUsd: number;
   readonly energyKwh: number;
@@ -413,6 +428,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
         tag: instance.tag,
         sku: instance.sku,
         gpus: instance.numGpus,
+        created_s: instance.createdAt,
+        removed_s: instance.removedAt >= 0 ? instance.removedAt : null,
         lifetime_s: lifetime,
         busy_s: busy,
         prefill_s: instance.prefillBusyTime,
@@ -425,7 +442,15 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     }
     let gpuSeconds = 0;
     let costUsd = 0;
+    const servers: ServerAccounting[] = [];
     for (const server of this.cluster.servers) {
+      servers.push({
+        id: server.id,
+        sku: server.sku.name,
+        gpus: server.sku.gpus,
+        created_s: server.createdAt,
+        removed_s: server.removedAt >= 0 ? server.removedAt : null,
+      });
       const lifetime = (server.removedAt >= 0 ? server.removedAt : end) - server.createdAt;
       gpuSeconds += server.sku.gpus * lifetime;
       costUsd += (server.sku.cost_per_hour_usd * lifetime) / 3600;
@@ -442,6 +467,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       endTime_s: end,
       events: this.clock.eventsProcessed,
       instances,
+      servers,
       gpuSeconds,
       costUsd,
       energyKwh: energyJoules / 3.6e6,

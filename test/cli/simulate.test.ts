@@ -289,5 +289,31 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     for (const name of ["id", "arrival_s", "prompt_tokens", "output_tokens", "ttft_s", "tbt_s", "e2e_s"])
       assert.ok(requestHeader.includes(name), `requests.csv lacks ${name}`);
     assert.ok(requests.every((r) => r.length === requestHeader.length));
+
+    const timeline = parseCsv(readFileSync(join(out, "timeline.csv"), "utf8"));
+    const [timelineHeader] = timeline as [string[]];
+    for (const name of ["start_s", "arrived", "ttft_p99_s", "slo_attainment", "gpus", "gpu_hours"])
+      assert.ok(timelineHeader.includes(name), `timeline.csv lacks ${name}`);
+    const arrivedColumn = timelineHeader.indexOf("arrived");
+    const arrivals = timeline.slice(1).reduce((sum, row) => sum + Number(row[arrivedColumn]), 0);
+    assert.equal(arrivals, 200, "timeline rows add up to the arrivals");
+    assert.match(readFileSync(join(out, "timeline.svg"), "utf8"), /^<svg[\s\S]*TTFT[\s\S]*<\/svg>$/);
+    assert.ok(readFileSync(join(out, "timeline.png")).subarray(1, 4).toString() === "PNG");
+  });
+
+  void it("--no-charts writes timeline.csv but no chart", async () => {
+    const out = join(scratch, "no-charts");
+    const result = await cli(
+      "simulate",
+      "--preset",
+      "azure-conv-baseline-h100",
+      ...SMALL,
+      "--no-charts",
+      "--out",
+      out,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(existsSync(join(out, "timeline.csv")));
+    assert.ok(!existsSync(join(out, "timeline.svg")) && !existsSync(join(out, "timeline.png")));
   });
 });

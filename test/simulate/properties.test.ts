@@ -15,6 +15,7 @@ import type { IterationTimeModel } from "../../src/model/performance.ts";
 import type { Instance } from "../../src/serving/instance.ts";
 import type { SimRequest } from "../../src/serving/request.ts";
 import { SCHEDULER_NAMES, SPLIT_SCHEDULERS } from "../../src/serving/schedulers/registry.ts";
+import type { TimelineRow } from "../../src/metrics/timeline.ts";
 import { runSimulation, type RunResult } from "../../src/simulate/run.ts";
 import { buildSetup, performanceModelFor } from "../../src/simulate/setup.ts";
 import { Simulation } from "../../src/simulate/simulation.ts";
@@ -190,6 +191,49 @@ void describe("conservation", () => {
   });
 });
 
+void describe("timeline", () => {
+  void it("adds up to the run summary: arrivals, completions, SLO attainment and GPU-hours", () => {
+    // Requests left unfinished at the end time, and an autoscaled fleet whose size changes.
+    const raw = {
+      ...SPLIT,
+      scheduler: { name: "mixed_pool" },
+      workload: generator(10, 3000),
+      end_time_s: 200,
+      metrics: { timeline_interval_s: 15 },
+      autoscaling: {
+        policy: "threshold",
+        decision_interval_s: 5,
+        startup_delay_s: 20,
+        servers_available: { "dgx-h100": 8 },
+        pools: { prefill: { min: 1, max: 4 }, decode: { min: 1, max: 4 } },
+      },
+    };
+    const { summary, timeline, outcome } = runSimulation(load(raw), { outDir: join(scratch, "timeline") });
+    assert.ok(timeline !== undefined && timeline.length === Math.ceil(outcome.endTime_s / 15));
+    const sum = (pick: (row: TimelineRow) => number): number =>
+      timeline.reduce((total, row) => total + pick(row), 0);
+    assert.equal(
+      sum((row) => row.arrived),
+      summary.requests.arrived,
+    );
+    assert.equal(
+      sum((row) => row.completed),
+      summary.requests.completed,
+    );
+    assert.ok(summary.requests.unfinished > 0, "the run ends with requests in flight");
+    const meeting = sum((row) => (row.arrived > 0 ? row.slo_attainment * row.arrived : 0));
+    assert.ok(Math.abs(meeting / summary.requests.arrived - summary.slo.attainment) < 1e-12);
+    const gpuHours = summary.gpu_hours ?? NaN;
+    assert.ok(Math.abs(sum((row) => row.gpu_hours) - gpuHours) < 1e-9 * gpuHours);
+    const fleetSizes = new Set(timeline.map((row) => row.instances));
+    assert.ok(fleetSizes.size > 1, "the autoscaler changed the fleet");
+    const csv = readFileSync(join(scratch, "timeline", "timeline.csv"), "utf8")
+      .trimEnd()
+      .split("\n");
+    assert.equal(csv.length, timeline.length + 1);
+  });
+});
+
 void describe("determinism", () => {
   function runTo(dir: string, raw: Raw): RunResult {
     return runSimulation(load(raw), { outDir: join(scratch, dir), writeRequests: true });
@@ -212,7 +256,7 @@ void describe("determinism", () => {
     const other = read("b", "summary.json");
     const strip = (text: string): string => text.replace(/"wall_s": [^,\n]+/, '"wall_s": 0');
     assert.equal(strip(json), strip(other), "summary.json byte-identical apart from wall_s");
-    for (const file of ["requests.csv", "instances.csv", "summary.csv"]) {
+    for (const file of ["requests.csv", "instances.csv", "timeline.csv", "summary.csv"]) {
       const a = read("a", file);
       const b = read("b", file);
       if (file === "summary.csv") {

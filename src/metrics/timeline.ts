@@ -1,0 +1,243 @@
+import type { MetricColumns } from "./collector.ts";
+import { percentiles } from "./percentile.ts";
+import { requestMeetsSlo, SPLITWISE_SLO, type SloSpec } from "./slo.ts";
+
+/**
+ * A run over time: one row per fixed interval of simulated time, so bursts, queue build-ups and an
+ * autoscaler's reaction can be seen (the run summary averages them away). Built after the run from
+ * the collector's per-request columns, so the simulation's hot path pays only for counting arrivals.
+ *
+ * Latency columns group requests by the interval they *arrived* in (what happened to the load of that
+ * minute); throughput groups completions by when they completed. Rows cover the measured window
+ * (from the warm-up on) up to the end of the run.
+ */
+export interface TimelineRow {
+  readonly start_s: number;
+  readonly end_s: number;
+  /** Measured requests that arrived in the interval. */
+  readonly arrived: number;
+  /** Of those, the ones that completed before the run ended. */
+  readonly completed: number;
+  /** arrived / interval length. */
+  readonly arrival_rate: number;
+  /** Requests completing in the interval, per second. */
+  readonly throughput: number;
+  /** Output tokens of the requests completing in the interval, per second. */
+  readonly output_tokens_per_s: number;
+  readonly ttft_p50_s: number;
+  readonly ttft_p90_s: number;
+  readonly ttft_p99_s: number;
+  readonly tbt_p50_s: number;
+  readonly tbt_p99_s: number;
+  readonly e2e_p50_s: number;
+  readonly e2e_p99_s: number;
+  readonly queue_p99_s: number;
+  /** Arrivals of the interval meeting the per-request SLO / arrivals (unfinished ones miss); NaN without arrivals. */
+  readonly slo_attainment: number;
+  /** Time-mean number of instances allocated (starting, active and draining). */
+  readonly instances: number;
+  /** Time-mean number of GPUs allocated (every GPU of a provisioned server, as GPU-hours count them). */
+  readonly gpus: number;
+  readonly gpu_hours: number;
+}
+
+/** The column order of timeline.csv (the row's keys). */
+export const TIMELINE_COLUMNS = [
+  "start_s",
+  "end_s",
+  "arrived",
+  "completed",
+  "arrival_rate",
+  "throughput",
+  "output_tokens_per_s",
+  "ttft_p50_s",
+  "ttft_p90_s",
+  "ttft_p99_s",
+  "tbt_p50_s",
+  "tbt_p99_s",
+  "e2e_p50_s",
+  "e2e_p99_s",
+  "queue_p99_s",
+  "slo_attainment",
+  "instances",
+  "gpus",
+  "gpu_hours",
+] as const satisfies readonly (keyof TimelineRow)[];
+
+/** Counts events per fixed interval of time [k·interval, (k+1)·interval). */
+export class IntervalCounter {
+  private readonly counts: number[] = [];
+
+  constructor(readonly interval_s: number) {
+    if (!(interval_s > 0 && Number.isFinite(interval_s)))
+      throw new RangeError(`interval must be a positive number of seconds, got ${interval_s}`);
+  }
+
+  add(time_s: number): void {
+    const index = Math.floor(time_s / this.interval_s);
+    while (this.counts.length <= index) this.counts.push(0);
+    this.counts[index]!++;
+  }
+
+  /** The count of interval `index` (0 beyond the last event). */
+  at(index: number): number {
+    return this.counts[index] ?? 0;
+  }
+}
+
+/** Something that held resources from `start_s` to `end_s`, `weight` of them (1 instance, or a server's GPUs). */
+export interface Occupancy {
+  readonly start_s: number;
+  readonly end_s: number;
+  readonly weight: number;
+}
+
+export interface TimelineInput {
+  readonly interval_s: number;
+  readonly warmup_s: number;
+  /** The end of the run (the last row ends here). */
+  readonly end_s: number;
+  /** Arrivals of the measured window, by interval. */
+  readonly arrivals: IntervalCounter;
+  /** The measured completed requests. */
+  readonly columns: MetricColumns;
+  readonly slo?: SloSpec;
+  readonly instances: readonly Occupancy[];
+  /** Servers, weighted by their GPUs. */
+  readonly servers: readonly Occupancy[];
+}
+
+/** Time each occupancy overlaps each interval, summed with its weight (weight·seconds per interval). */
+function occupancyPerInterval(
+  items: readonly Occupancy[],
+  interval: number,
+  first: number,
+  rows: number,
+  end: number,
+): Float64Array {
+  const sums = new Float64Array(rows);
+  for (const item of items) {
+    const from = Math.max(item.start_s, first * interval);
+    const to = Math.min(item.end_s, end);
+    if (!(to > from)) continue;
+    const last = Math.min(rows - 1, Math.floor(to / interval) - first);
+    for (let row = Math.max(0, Math.floor(from / interval) - first); row <= last; row++) {
+      const start = (first + row) * interval;
+      const overlap = Math.min(to, start + interval, end) - Math.max(from, start);
+      if (overlap > 0) sums[row]! += overlap * item.weight;
+    }
+  }
+  return sums;
+}
+
+export function buildTimeline(input: TimelineInput): TimelineRow[] {
+  const { interval_s: interval, columns, end_s: end } = input;
+  const slo = input.slo ?? SPLITWISE_SLO;
+  const first = Math.floor(input.warmup_s / interval);
+  const rows = Math.max(0, Math.ceil(end / interval) - first);
+  const n = columns.count;
+  if (rows === 0) return [];
+
+  // Requests grouped by arrival interval with a counting sort: O(n) time and one index per request
+  // (4 bytes; a 10-million-request run keeps its metrics columns in memory when this runs).
+  const arrivalRow = (i: number): number =>
+    Math.min(rows - 1, Math.floor(columns.arrival_s[i]! / interval) - first);
+  const groupStart = new Int32Array(rows + 1);
+  const completedPerRow = new Float64Array(rows);
+  const outputTokensPerRow = new Float64Array(rows);
+  for (let i = 0; i < n; i++) {
+    groupStart[arrivalRow(i) + 1]!++;
+    const completion = columns.arrival_s[i]! + columns.e2e_s[i]!;
+    const doneRow = Math.min(rows - 1, Math.max(0, Math.floor(completion / interval) - first));
+    completedPerRow[doneRow]!++;
+    outputTokensPerRow[doneRow]! += columns.output_tokens[i]!;
+  }
+  let largestGroup = 0;
+  for (let row = 0; row < rows; row++) {
+    largestGroup = Math.max(largestGroup, groupStart[row + 1]!);
+    groupStart[row + 1]! += groupStart[row]!;
+  }
+  const order = new Int32Array(n);
+  const cursor = groupStart.slice(0, rows);
+  for (let i = 0; i < n; i++) order[cursor[arrivalRow(i)]!++] = i;
+
+  const instanceSeconds = occupancyPerInterval(input.instances, interval, first, rows, end);
+  const gpuSeconds = occupancyPerInterval(input.servers, interval, first, rows, end);
+
+  const scratch = new Float64Array(largestGroup);
+  const quantilesOf = (
+    column: ArrayLike<number>,
+    from: number,
+    to: number,
+    qs: readonly number[],
+  ): number[] => {
+    for (let k = from; k < to; k++) scratch[k - from] = column[order[k]!]!;
+    return percentiles(scratch.subarray(0, to - from), qs);
+  };
+
+  const out: TimelineRow[] = [];
+  for (let row = 0; row < rows; row++) {
+    const start = (first + row) * interval;
+    const stop = Math.min(start + interval, end);
+    const length = stop - start;
+    const from = groupStart[row]!;
+    const to = groupStart[row + 1]!;
+    const completed = to - from;
+    const arrived = Math.max(input.arrivals.at(first + row), completed);
+    let meeting = 0;
+    for (let k = from; k < to; k++) {
+      const i = order[k]!;
+      if (
+        requestMeetsSlo(
+          columns.ttft_s[i]!,
+          columns.tbt_s[i]!,
+          columns.ttft_slowdown[i]!,
+          columns.tbt_slowdown[i]!,
+          slo,
+        )
+      )
+        meeting++;
+    }
+    const [ttft50 = NaN, ttft90 = NaN, ttft99 = NaN] = quantilesOf(
+      columns.ttft_s,
+      from,
+      to,
+      [0.5, 0.9, 0.99],
+    );
+    const [tbt50 = NaN, tbt99 = NaN] = quantilesOf(columns.tbt_s, from, to, [0.5, 0.99]);
+    const [e2e50 = NaN, e2e99 = NaN] = quantilesOf(columns.e2e_s, from, to, [0.5, 0.99]);
+    const [queue99 = NaN] = quantilesOf(columns.queue_s, from, to, [0.99]);
+    out.push({
+      start_s: start,
+      end_s: stop,
+      arrived,
+      completed,
+      arrival_rate: length > 0 ? arrived / length : 0,
+      throughput: length > 0 ? completedPerRow[row]! / length : 0,
+      output_tokens_per_s: length > 0 ? outputTokensPerRow[row]! / length : 0,
+      ttft_p50_s: ttft50,
+      ttft_p90_s: ttft90,
+      ttft_p99_s: ttft99,
+      tbt_p50_s: tbt50,
+      tbt_p99_s: tbt99,
+      e2e_p50_s: e2e50,
+      e2e_p99_s: e2e99,
+      queue_p99_s: queue99,
+      slo_attainment: arrived > 0 ? meeting / arrived : NaN,
+      instances: length > 0 ? instanceSeconds[row]! / length : 0,
+      gpus: length > 0 ? gpuSeconds[row]! / length : 0,
+      gpu_hours: gpuSeconds[row]! / 3600,
+    });
+  }
+  return out;
+}
+
+/** timeline.csv: a header and one row per interval; NaN (no request in the interval) is left empty, as pandas reads it. */
+export function timelineCsv(rows: readonly TimelineRow[]): string {
+  const lines = [TIMELINE_COLUMNS.join(",")];
+  for (const row of rows)
+    lines.push(
+      TIMELINE_COLUMNS.map((column) => (Number.isNaN(row[column]) ? "" : String(row[column]))).join(","),
+    );
+  return `${lines.join("\n")}\n`;
+}
