@@ -2,7 +2,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Command } from "commander";
 import { formatTable } from "../report/table.ts";
-import { renderSvg, replicasChartSpec, svgToPng } from "../report/charts.ts";
+import { timelineCsv, type TimelineRow } from "../metrics/timeline.ts";
+import { csvField } from "../metrics/summary.ts";
+import { renderSvg, replicasChartSpec, svgToPng, timelineComparisonChartSpec } from "../report/charts.ts";
 import { planRuns, runComparison, type ComparedPolicy } from "../simulate/compare.ts";
 import { UsageError } from "../errors.ts";
 import { ProgressReporter } from "./progress.ts";
@@ -50,7 +52,9 @@ Examples:
   splitscale compare -c my.yaml --policies sla,kthena:policies/kthena.yaml --out out/cmp
 
 Writes DIR/compare.json, DIR/compare.csv, DIR/replicas.svg and DIR/replicas.png (replicas per pool
-over the arrival rate, one row per policy), and one run directory per policy.`,
+over the arrival rate, one row per policy), DIR/timeline.csv with DIR/timeline.svg/.png (every
+policy's run per metrics.timeline_interval_s: TTFT p99, SLO attainment, GPUs), and one run directory
+per policy.`,
     )
     .action(async (options: CompareOptions) => {
       await compareCommand(options);
@@ -122,6 +126,21 @@ function compareCsv(rows: readonly ComparedPolicy[]): string {
   return `${header}\n${lines.map((line) => `${line}\n`).join("")}`;
 }
 
+/** Every run's timeline rows under a leading `policy` column (long format: one row per policy and interval). */
+function comparisonTimelineCsv(
+  runs: readonly { readonly name: string; readonly timeline: readonly TimelineRow[] }[],
+): string {
+  const lines = timelineCsv([]).trimEnd();
+  const rows = runs.flatMap((run) =>
+    timelineCsv(run.timeline)
+      .trimEnd()
+      .split("\n")
+      .slice(1)
+      .map((line) => `${csvField(run.name)},${line}`),
+  );
+  return `policy,${lines}\n${rows.map((row) => `${row}\n`).join("")}`;
+}
+
 async function compareCommand(options: CompareOptions): Promise<void> {
   const entries = options.policies
     .split(",")
@@ -166,6 +185,13 @@ async function compareCommand(options: CompareOptions): Promise<void> {
   const svg = await renderSvg(replicasChartSpec(points, `replicas per pool and load: ${name}`));
   writeFileSync(join(outDir, "replicas.svg"), svg);
   writeFileSync(join(outDir, "replicas.png"), svgToPng(svg));
+  const runsOverTime = results.map((result) => ({ name: result.row.name, timeline: result.timeline }));
+  writeFileSync(join(outDir, "timeline.csv"), comparisonTimelineCsv(runsOverTime));
+  const timelineSvg = await renderSvg(
+    timelineComparisonChartSpec(runsOverTime, `policies over time: ${name}`),
+  );
+  writeFileSync(join(outDir, "timeline.svg"), timelineSvg);
+  writeFileSync(join(outDir, "timeline.png"), svgToPng(timelineSvg));
 
   if (options.json === true) {
     process.stdout.write(json);
@@ -173,6 +199,6 @@ async function compareCommand(options: CompareOptions): Promise<void> {
   }
   process.stdout.write(`${compareTable(rows)}\n`);
   process.stdout.write(
-    `\nwrote ${["compare.json", "compare.csv", "replicas.svg", "replicas.png"].map((file) => join(outDir, file)).join(", ")}\n`,
+    `\nwrote ${["compare.json", "compare.csv", "replicas.svg", "replicas.png", "timeline.csv", "timeline.svg", "timeline.png"].map((file) => join(outDir, file)).join(", ")}\n`,
   );
 }

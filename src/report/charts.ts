@@ -91,45 +91,30 @@ export function replicasChartSpec(points: readonly ReplicaPoint[], title: string
   };
 }
 
-/** One panel of the timeline chart: some of the timeline's columns as lines over time. */
-interface TimelinePanel {
+/** One point of a line in a stacked time chart. */
+interface SeriesPoint {
+  readonly minutes: number;
+  readonly series: string;
+  readonly value: number;
+}
+
+interface LinePanel {
   readonly title: string;
-  readonly fields: readonly (keyof TimelineRow)[];
-  /** Legend names of the fields, in the same order. */
-  readonly names: readonly string[];
-  readonly scale?: number;
+  readonly points: readonly SeriesPoint[];
+  /** Legend entries in order (fixes the colours). */
+  readonly series: readonly string[];
   readonly step?: boolean;
 }
 
-/**
- * A run over time (timeline.csv): load and throughput, TTFT p50/p99, SLO attainment and GPUs, one
- * panel each on a shared time axis.
- */
-export function timelineChartSpec(rows: readonly TimelineRow[], title: string): TopLevelSpec {
-  const panels: TimelinePanel[] = [
-    { title: "requests/s", fields: ["arrival_rate", "throughput"], names: ["arrivals", "completions"] },
-    { title: "TTFT (s)", fields: ["ttft_p50_s", "ttft_p99_s"], names: ["p50", "p99"] },
-    { title: "SLO attainment (%)", fields: ["slo_attainment"], names: ["attainment"], scale: 100 },
-    { title: "GPUs allocated", fields: ["gpus"], names: ["GPUs"], step: true },
-  ];
+/** Panels of lines stacked on a shared time axis, each with its own y scale and legend. */
+function stackedLinesSpec(panels: readonly LinePanel[], title: string): TopLevelSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
     vconcat: panels.map((panel, panelIndex) => ({
       width: 640,
       height: 90,
-      // Long format (one point per row and series) so every panel gets a legend; NaN (an interval
-      // without requests) is left out, which breaks the line there.
-      data: {
-        values: rows.flatMap((row) =>
-          panel.fields.flatMap((field, index) => {
-            const value = row[field] * (panel.scale ?? 1);
-            return Number.isFinite(value)
-              ? [{ minutes: row.start_s / 60, series: panel.names[index]!, value }]
-              : [];
-          }),
-        ),
-      },
+      data: { values: [...panel.points] },
       mark: {
         type: "line",
         strokeWidth: 1.6,
@@ -146,13 +131,82 @@ export function timelineChartSpec(rows: readonly TimelineRow[], title: string): 
           field: "series",
           type: "nominal",
           title: null,
-          scale: { domain: [...panel.names] },
+          scale: { domain: [...panel.series] },
           legend: { orient: "right" },
         },
       },
     })),
     resolve: { scale: { color: "independent" } },
   };
+}
+
+/**
+ * Points of one timeline column (times `scale`) under a series name. NaN (an interval without
+ * requests) is left out, which breaks the line there.
+ */
+function columnPoints(
+  rows: readonly TimelineRow[],
+  field: keyof TimelineRow,
+  series: string,
+  scale = 1,
+): SeriesPoint[] {
+  return rows.flatMap((row) => {
+    const value = row[field] * scale;
+    return Number.isFinite(value) ? [{ minutes: row.start_s / 60, series, value }] : [];
+  });
+}
+
+/**
+ * A run over time (timeline.csv): load and throughput, TTFT p50/p99, SLO attainment and GPUs, one
+ * panel each on a shared time axis.
+ */
+export function timelineChartSpec(rows: readonly TimelineRow[], title: string): TopLevelSpec {
+  return stackedLinesSpec(
+    [
+      {
+        title: "requests/s",
+        series: ["arrivals", "completions"],
+        points: [
+          ...columnPoints(rows, "arrival_rate", "arrivals"),
+          ...columnPoints(rows, "throughput", "completions"),
+        ],
+      },
+      {
+        title: "TTFT (s)",
+        series: ["p50", "p99"],
+        points: [...columnPoints(rows, "ttft_p50_s", "p50"), ...columnPoints(rows, "ttft_p99_s", "p99")],
+      },
+      {
+        title: "SLO attainment (%)",
+        series: ["attainment"],
+        points: columnPoints(rows, "slo_attainment", "attainment", 100),
+      },
+      { title: "GPUs allocated", series: ["GPUs"], points: columnPoints(rows, "gpus", "GPUs"), step: true },
+    ],
+    title,
+  );
+}
+
+/** Several runs over time, one line per run: TTFT p99, SLO attainment and GPUs (compare's timeline chart). */
+export function timelineComparisonChartSpec(
+  runs: readonly { readonly name: string; readonly timeline: readonly TimelineRow[] }[],
+  title: string,
+): TopLevelSpec {
+  const names = runs.map((run) => run.name);
+  const panel = (panelTitle: string, field: keyof TimelineRow, scale = 1, step = false): LinePanel => ({
+    title: panelTitle,
+    series: names,
+    points: runs.flatMap((run) => columnPoints(run.timeline, field, run.name, scale)),
+    step,
+  });
+  return stackedLinesSpec(
+    [
+      panel("TTFT p99 (s)", "ttft_p99_s"),
+      panel("SLO attainment (%)", "slo_attainment", 100),
+      panel("GPUs allocated", "gpus", 1, true),
+    ],
+    title,
+  );
 }
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {

@@ -4,18 +4,16 @@ import { runSimulation } from "./run.ts";
 
 /** One comparison run inside a worker thread: simulate, write the run directory, return the row. */
 export default function compareTask(input: CompareTaskInput): CompareTaskOutput {
-  // Arrivals per minute, for the load curve under a fixed fleet's chart row.
-  const arrivalsPerMinute: number[] = [];
   const result = runSimulation(
     { config: input.config, baseDir: input.baseDir, source: input.source },
-    {
-      outDir: input.outDir,
-      onRecord: (record) => {
-        const minute = Math.floor(record.arrival_s / 60);
-        arrivalsPerMinute[minute] = (arrivalsPerMinute[minute] ?? 0) + 1;
-      },
-    },
+    { outDir: input.outDir },
   );
+  // The load curve under each chart row: the run's arrival rate per timeline interval.
+  const timeline = result.timeline ?? [];
+  const interval = input.config.metrics.timeline_interval_s;
+  const firstRow = timeline.length === 0 ? 0 : Math.round(timeline[0]!.start_s / interval);
+  const arrivalRateAt = (time_s: number): number =>
+    timeline[Math.floor(time_s / interval) - firstRow]?.arrival_rate ?? 0;
   const { summary } = result;
   const distribution = (d: { mean: number; p50: number; p90: number; p99: number }) => ({
     mean: d.mean,
@@ -31,12 +29,11 @@ export default function compareTask(input: CompareTaskInput): CompareTaskOutput 
         time_s: sample.time_s,
         pool: sample.pool,
         replicas: sample.desired,
-        // Per-minute arrivals for every row, so the load curves of all policies share one scale.
-        arrival_rate: (arrivalsPerMinute[Math.floor(sample.time_s / 60)] ?? 0) / 60,
+        arrival_rate: arrivalRateAt(sample.time_s),
       });
     }
   } else {
-    // A fixed fleet: its size at the start and end, and the arrival rate per minute between.
+    // A fixed fleet: its size, and the arrival rate every minute.
     const counts = new Map<string, number>();
     for (const instance of result.outcome.instances) {
       const pool = instance.tag === "prompt" ? "prefill" : instance.tag === "token" ? "decode" : "mixed";
@@ -45,8 +42,7 @@ export default function compareTask(input: CompareTaskInput): CompareTaskOutput 
     const end = summary.sim_end_s ?? 0;
     for (const [pool, replicas] of counts) {
       for (let t = 0; t <= end; t += 60) {
-        const rate = (arrivalsPerMinute[Math.floor(t / 60)] ?? 0) / 60;
-        points.push({ policy: input.label, time_s: t, pool, replicas, arrival_rate: rate });
+        points.push({ policy: input.label, time_s: t, pool, replicas, arrival_rate: arrivalRateAt(t) });
       }
     }
   }
@@ -70,5 +66,6 @@ export default function compareTask(input: CompareTaskInput): CompareTaskOutput 
       out_dir: input.outDir,
     },
     points,
+    timeline,
   };
 }

@@ -5,6 +5,7 @@ import { Piscina } from "piscina";
 import { autoscalingSchema } from "../config/autoscaling-schema.ts";
 import type { LoadedConfig, SimulationConfig } from "../config/config.ts";
 import { UsageError, unknownNameMessage } from "../errors.ts";
+import type { TimelineRow } from "../metrics/timeline.ts";
 import type { ReplicaPoint } from "../report/charts.ts";
 import "../policy/builtin.ts";
 import { findPolicy, listPolicies } from "../policy/registry.ts";
@@ -47,6 +48,8 @@ export interface CompareTaskInput {
 export interface CompareTaskOutput {
   readonly row: ComparedPolicy;
   readonly points: ReplicaPoint[];
+  /** The run over time (its timeline.csv). */
+  readonly timeline: readonly TimelineRow[];
 }
 
 export interface PlannedRun {

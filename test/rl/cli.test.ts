@@ -97,6 +97,17 @@ void describe("splitscale train", () => {
     assert.equal(report.policies.length, 2);
     assert.ok(report.policies[1]!.name.startsWith("rl:"));
     assert.ok(report.policies[1]!.requests.completed > 0);
+    // Both runs over time in one long-format CSV (policy first), and their chart.
+    const timeline = readFileSync(join(dir, "cmp", "timeline.csv"), "utf8")
+      .trimEnd()
+      .split("\n");
+    assert.match(timeline[0]!, /^policy,start_s,end_s,arrived,/);
+    const policies = new Set(timeline.slice(1).map((line) => line.split(",")[0]));
+    assert.deepEqual(
+      [...policies],
+      report.policies.map((policy) => policy.name),
+    );
+    assert.ok(existsSync(join(dir, "cmp", "timeline.png")));
   });
 
   void it("explains its options and rejects bad ones", () => {
