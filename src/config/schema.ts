@@ -100,8 +100,8 @@ export const compatSchema = z.strictObject({
 export const metricsSchema = z.strictObject({
   /** Requests arriving before this time are run but left out of latency statistics. */
   warmup_s: z.number().nonnegative().default(0),
-  /** Length of one row of timeline.csv (the run over time), in simulated seconds. */
-  timeline_interval_s: z.number().positive().default(60),
+  /** Length of one row of timeline.csv (the run over time), in simulated seconds (at least 0.1). */
+  timeline_interval_s: z.number().min(0.1).default(60),
   /** Reference hardware for slowdowns: the instance SKU of the run's first pool by default. */
   slo_reference: z
     .strictObject({ model: z.string(), hardware: z.string(), tensor_parallelism: z.int().positive() })

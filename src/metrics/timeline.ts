@@ -74,7 +74,7 @@ export class IntervalCounter {
   }
 
   add(time_s: number): void {
-    const index = Math.floor(time_s / this.interval_s);
+    const index = Math.max(0, Math.floor(time_s / this.interval_s));
     while (this.counts.length <= index) this.counts.push(0);
     this.counts[index]!++;
   }
@@ -141,7 +141,7 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
   // Requests grouped by arrival interval with a counting sort: O(n) time and one index per request
   // (4 bytes; a 10-million-request run keeps its metrics columns in memory when this runs).
   const arrivalRow = (i: number): number =>
-    Math.min(rows - 1, Math.floor(columns.arrival_s[i]! / interval) - first);
+    Math.min(rows - 1, Math.max(0, Math.floor(columns.arrival_s[i]! / interval) - first));
   const groupStart = new Int32Array(rows + 1);
   const completedPerRow = new Float64Array(rows);
   const outputTokensPerRow = new Float64Array(rows);
