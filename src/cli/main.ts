@@ -4,6 +4,7 @@ import { WorkloadError } from "../workload/errors.ts";
 import { registerPerfCommand } from "./perf.ts";
 import { registerPresetsCommand } from "./presets.ts";
 import { registerCompareCommand } from "./compare.ts";
+import { registerSweepCommand } from "./sweep.ts";
 import { registerPoliciesCommand } from "./policies.ts";
 import { registerSimulateCommand } from "./simulate.ts";
 import { registerEngineCommand } from "./engine.ts";
@@ -28,6 +29,7 @@ const program = new Command()
 
 registerSimulateCommand(program);
 registerCompareCommand(program);
+registerSweepCommand(program);
 registerPresetsCommand(program);
 registerPoliciesCommand(program);
 registerPerfCommand(program);

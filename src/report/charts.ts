@@ -209,6 +209,70 @@ export function timelineComparisonChartSpec(
   );
 }
 
+/** One run of a sweep, as its chart reads it. */
+export interface SweepChartPoint {
+  /** The first varied key's value. */
+  readonly x: number | string;
+  /** The other varied keys' values (one line each); "" with a single varied key. */
+  readonly group: string;
+  readonly slo_attainment: number;
+  readonly ttft_p99_s: number;
+  readonly tbt_p99_s: number;
+  readonly gpu_hours: number | null;
+}
+
+/** Metrics against the first varied key, one line per combination of the others. */
+export function sweepChartSpec(
+  points: readonly SweepChartPoint[],
+  xTitle: string,
+  groupTitle: string,
+  title: string,
+): TopLevelSpec {
+  const numericX = points.every((point) => typeof point.x === "number");
+  const panels: { title: string; value: (point: SweepChartPoint) => number | null }[] = [
+    { title: "SLO attainment (%)", value: (point) => point.slo_attainment * 100 },
+    { title: "TTFT p99 (s)", value: (point) => point.ttft_p99_s },
+    { title: "TBT p99 (s)", value: (point) => point.tbt_p99_s },
+    { title: "GPU-hours", value: (point) => point.gpu_hours },
+  ];
+  const grouped = points.some((point) => point.group !== "");
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    vconcat: panels.map((panel, panelIndex) => ({
+      width: 480,
+      height: 110,
+      data: {
+        values: points.flatMap((point) => {
+          const value = panel.value(point);
+          return value !== null && Number.isFinite(value) ? [{ x: point.x, group: point.group, value }] : [];
+        }),
+      },
+      mark: { type: "line", point: true, strokeWidth: 1.6 },
+      encoding: {
+        x: {
+          field: "x",
+          type: numericX ? "quantitative" : "ordinal",
+          title: panelIndex === panels.length - 1 ? xTitle : null,
+          ...(numericX ? { scale: { zero: false } } : { sort: null }),
+        },
+        y: { field: "value", type: "quantitative", title: panel.title, scale: { zero: false } },
+        ...(grouped
+          ? {
+              color: {
+                field: "group",
+                type: "nominal" as const,
+                title: groupTitle === "" ? null : groupTitle,
+                sort: null,
+                legend: { titleLimit: 400, labelLimit: 400 },
+              },
+            }
+          : {}),
+      },
+    })),
+  };
+}
+
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
   try {
