@@ -6,8 +6,8 @@ import { timelineCsv, type TimelineRow } from "../metrics/timeline.ts";
 import { csvField } from "../metrics/summary.ts";
 import { renderSvg, replicasChartSpec, svgToPng, timelineComparisonChartSpec } from "../report/charts.ts";
 import { planRuns, runComparison, type ComparedPolicy } from "../simulate/compare.ts";
-import { UsageError } from "../errors.ts";
 import { ProgressReporter } from "./progress.ts";
+import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
 import { resolveSimulateConfig, type SimulateOptions } from "./simulate.ts";
 
 interface CompareOptions extends Pick<
@@ -21,10 +21,8 @@ interface CompareOptions extends Pick<
   progress: boolean;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-
 export function registerCompareCommand(program: Command): void {
-  program
+  const command = program
     .command("compare")
     .description(
       "Run several autoscaling policies on the same workload (in parallel) and compare cost and SLOs.",
@@ -32,15 +30,9 @@ export function registerCompareCommand(program: Command): void {
     .requiredOption(
       "--policies <list>",
       "comma-separated: policy names (`splitscale policies`), static, static:config, variants, name:FILE",
-    )
-    .option("-c, --config <file>", "YAML config file")
-    .option("-p, --preset <name>", "built-in config (default: azure-conv-autoscale)")
-    .option("-t, --trace <file>", "replay this trace instead of the configured workload")
-    .option("--trace-format <format>", "format of --trace (auto, azure, splitwise, mooncake)", "auto")
-    .option("-s, --set <key=value>", "override a config key (repeatable)", collect, [])
-    .option("--seed <n>", "random seed")
+    );
+  addBaseConfigOptions(command, "azure-conv-autoscale")
     .option("-o, --out <dir>", "output directory (default: out/compare-<config name>)")
-    .option("--threads <n>", "worker threads (default: all cores)")
     .option("--json", "print compare.json to stdout instead of the table")
     .option("--no-progress", "do not draw the progress bar")
     .addHelpText(
@@ -146,10 +138,7 @@ async function compareCommand(options: CompareOptions): Promise<void> {
     .split(",")
     .map((entry) => entry.trim())
     .filter((entry) => entry !== "");
-  const threads = options.threads === undefined ? undefined : Number(options.threads);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
-    throw new UsageError(`--threads expects a positive integer, got "${options.threads}"`);
-  }
+  const threads = parseThreads(options.threads);
   const { loaded, name } = resolveSimulateConfig({
     ...options,
     preset: options.config === undefined ? (options.preset ?? "azure-conv-autoscale") : undefined,

@@ -1,13 +1,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Command } from "commander";
-import { UsageError } from "../errors.ts";
 import { csvField } from "../metrics/summary.ts";
 import { renderSvg, svgToPng, sweepChartSpec } from "../report/charts.ts";
 import { formatTable } from "../report/table.ts";
 import { runComparison, type ComparedPolicy, type PlannedRun } from "../simulate/compare.ts";
 import { parseSweepAxis, sweepPoints, type SweepAxis } from "../simulate/sweep.ts";
 import { ProgressReporter } from "./progress.ts";
+import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
 import { resolveSimulateConfig, type SimulateOptions } from "./simulate.ts";
 
 interface SweepOptions extends Pick<
@@ -31,7 +31,7 @@ interface SweepRow {
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerSweepCommand(program: Command): void {
-  program
+  const command = program
     .command("sweep")
     .description(
       "Run one config over a grid of values (arrival rates, fleet sizes, batch limits, ...), in parallel, " +
@@ -41,15 +41,9 @@ export function registerSweepCommand(program: Command): void {
       "--vary <key=values>",
       "a config key and its values: KEY=V1,V2,... or KEY=START:STOP:STEP (repeatable: every combination runs)",
       collect,
-    )
-    .option("-c, --config <file>", "YAML config file")
-    .option("-p, --preset <name>", "built-in config (default: azure-conv-splitwise-hh)")
-    .option("-t, --trace <file>", "replay this trace instead of the configured workload")
-    .option("--trace-format <format>", "format of --trace (auto, azure, splitwise, mooncake)", "auto")
-    .option("-s, --set <key=value>", "override a config key in every run (repeatable)", collect, [])
-    .option("--seed <n>", "random seed (overrides the config's seed)")
+    );
+  addBaseConfigOptions(command, "azure-conv-splitwise-hh")
     .option("-o, --out <dir>", "output directory (default: out/sweep-<config name>)")
-    .option("--threads <n>", "worker threads (default: all cores)")
     .option("--json", "print sweep.json to stdout instead of the table")
     .option("--no-progress", "do not draw the progress bar")
     .option("--no-charts", "do not draw sweep.svg/sweep.png")
@@ -159,10 +153,7 @@ function sweepTable(axes: readonly SweepAxis[], rows: readonly SweepRow[]): stri
 }
 
 async function sweepCommand(options: SweepOptions): Promise<void> {
-  const threads = options.threads === undefined ? undefined : Number(options.threads);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) {
-    throw new UsageError(`--threads expects a positive integer, got "${options.threads}"`);
-  }
+  const threads = parseThreads(options.threads);
   const axes = (options.vary ?? []).map(parseSweepAxis);
   const points = sweepPoints(axes);
   const preset = options.config === undefined ? (options.preset ?? "azure-conv-splitwise-hh") : undefined;

@@ -5,6 +5,7 @@ import { RequestMetricsCollector } from "../../src/metrics/collector.ts";
 import { buildRunSummary, summaryToCsvRow, summaryToJson } from "../../src/metrics/summary.ts";
 import type { RunSummary } from "../../src/metrics/summary.ts";
 import type { RequestRecord } from "../../src/metrics/types.ts";
+import { parseCsv } from "../cli/helpers.ts";
 
 function record(id: number, ttft_s: number): RequestRecord {
   return {
@@ -71,33 +72,10 @@ void test("JSON is deterministic, ends with a newline and writes NaN as null", (
   assert.ok(!summaryToJson(empty).includes("NaN"));
 });
 
-/** Minimal RFC 4180 field splitter, enough to check the row the way a CSV reader would. */
-function splitCsvLine(line: string): string[] {
-  const fields: string[] = [];
-  let field = "";
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const character = line[i]!;
-    if (quoted) {
-      if (character === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (character === '"') quoted = false;
-      else field += character;
-    } else if (character === '"') quoted = true;
-    else if (character === ",") {
-      fields.push(field);
-      field = "";
-    } else field += character;
-  }
-  fields.push(field);
-  return fields;
-}
-
 void test("CSV row has one value per column and pandas-friendly names", () => {
   const { header, row } = summaryToCsvRow(sampleSummary());
   const names = header.split(",");
-  const values = splitCsvLine(row);
+  const values = parseCsv(row)[0] ?? [];
   assert.equal(values.length, names.length);
   assert.ok(!header.includes("\n") && !row.includes("\n"));
   for (const name of names) assert.match(name, /^[a-z0-9_]+$/);
