@@ -28,7 +28,8 @@ interface SweepRow {
   readonly result: ComparedPolicy;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+/** Repeatable flag without a default (so `--help` does not print one): the first call gets undefined. */
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 export function registerSweepCommand(program: Command): void {
   const command = program
