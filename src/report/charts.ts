@@ -229,9 +229,12 @@ export function sweepChartSpec(
   title: string,
 ): TopLevelSpec {
   const numericX = points.every((point) => typeof point.x === "number");
-  const panels: { title: string; value: (point: SweepChartPoint) => number | null }[] = [
+  const integerX = points.every((point) => Number.isInteger(point.x));
+  const panels: { title: string; value: (point: SweepChartPoint) => number | null; log?: boolean }[] = [
     { title: "SLO attainment (%)", value: (point) => point.slo_attainment * 100 },
-    { title: "TTFT p99 (s)", value: (point) => point.ttft_p99_s },
+    // Log scale: past capacity TTFT grows by orders of magnitude (queueing), which would flatten
+    // the interesting part near the SLO.
+    { title: "TTFT p99 (s)", value: (point) => point.ttft_p99_s, log: true },
     { title: "TBT p99 (s)", value: (point) => point.tbt_p99_s },
     { title: "GPU-hours", value: (point) => point.gpu_hours },
   ];
@@ -245,7 +248,8 @@ export function sweepChartSpec(
       data: {
         values: points.flatMap((point) => {
           const value = panel.value(point);
-          return value !== null && Number.isFinite(value) ? [{ x: point.x, group: point.group, value }] : [];
+          const drawable = value !== null && Number.isFinite(value) && (panel.log !== true || value > 0);
+          return drawable ? [{ x: point.x, group: point.group, value }] : [];
         }),
       },
       mark: { type: "line", point: true, strokeWidth: 1.6 },
@@ -255,8 +259,14 @@ export function sweepChartSpec(
           type: numericX ? "quantitative" : "ordinal",
           title: panelIndex === panels.length - 1 ? xTitle : null,
           ...(numericX ? { scale: { zero: false } } : { sort: null }),
+          ...(integerX ? { axis: { tickMinStep: 1 } } : {}),
         },
-        y: { field: "value", type: "quantitative", title: panel.title, scale: { zero: false } },
+        y: {
+          field: "value",
+          type: "quantitative",
+          title: panel.title,
+          scale: panel.log === true ? { type: "log" } : { zero: false },
+        },
         ...(grouped
           ? {
               color: {
