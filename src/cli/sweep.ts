@@ -1,10 +1,11 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Command } from "commander";
+import { UsageError } from "../errors.ts";
 import { csvField } from "../metrics/summary.ts";
 import { renderSvg, svgToPng, sweepChartSpec } from "../report/charts.ts";
 import { formatTable } from "../report/table.ts";
-import { runComparison, type ComparedPolicy, type PlannedRun } from "../simulate/compare.ts";
+import { runComparison, runDirName, type ComparedPolicy, type PlannedRun } from "../simulate/compare.ts";
 import { parseSweepAxis, sweepPoints, type SweepAxis } from "../simulate/sweep.ts";
 import { ProgressReporter } from "./progress.ts";
 import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
@@ -159,6 +160,16 @@ async function sweepCommand(options: SweepOptions): Promise<void> {
   const points = sweepPoints(axes);
   const preset = options.config === undefined ? (options.preset ?? "azure-conv-splitwise-hh") : undefined;
   const base = resolveSimulateConfig({ ...options, preset, progress: false });
+  const directories = new Map<string, string>();
+  for (const point of points) {
+    const directory = runDirName(point.label);
+    const other = directories.get(directory);
+    if (other !== undefined)
+      throw new UsageError(
+        `--vary: "${other}" and "${point.label}" would share the run directory ${directory}`,
+      );
+    directories.set(directory, point.label);
+  }
   // Every combination is resolved and validated before any run starts, so a bad value is reported
   // (with its key) at once rather than after the other runs.
   const runs: PlannedRun[] = points.map((point) => ({

@@ -62,5 +62,8 @@ void describe("splitscale sweep", () => {
     assert.equal(bad.code, EXIT_USAGE);
     assert.match(bad.stderr, /cluster\.servers\.0\.count/);
     assert.ok(!existsSync(out), "no run started");
+    const clash = await cli("sweep", ...SMALL, "--vary", "scheduler.name=a/b,a_b");
+    assert.equal(clash.code, EXIT_USAGE);
+    assert.match(clash.stderr, /would share the run directory/);
   });
 });
