@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Command } from "commander";
 import { formatTable } from "../report/table.ts";
-import { timelineCsv, type TimelineRow } from "../metrics/timeline.ts";
+import { TIMELINE_COLUMNS, timelineCsvRow, type TimelineRow } from "../metrics/timeline.ts";
 import { csvField } from "../metrics/summary.ts";
 import { renderSvg, replicasChartSpec, svgToPng, timelineComparisonChartSpec } from "../report/charts.ts";
 import { planRuns, runComparison, type ComparedPolicy } from "../simulate/compare.ts";
@@ -122,15 +122,10 @@ function compareCsv(rows: readonly ComparedPolicy[]): string {
 function comparisonTimelineCsv(
   runs: readonly { readonly name: string; readonly timeline: readonly TimelineRow[] }[],
 ): string {
-  const lines = timelineCsv([]).trimEnd();
-  const rows = runs.flatMap((run) =>
-    timelineCsv(run.timeline)
-      .trimEnd()
-      .split("\n")
-      .slice(1)
-      .map((line) => `${csvField(run.name)},${line}`),
-  );
-  return `policy,${lines}\n${rows.map((row) => `${row}\n`).join("")}`;
+  const lines = [`policy,${TIMELINE_COLUMNS.join(",")}`];
+  for (const run of runs)
+    for (const row of run.timeline) lines.push(`${csvField(run.name)},${timelineCsvRow(row)}`);
+  return `${lines.join("\n")}\n`;
 }
 
 async function compareCommand(options: CompareOptions): Promise<void> {

@@ -232,12 +232,12 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
   return out;
 }
 
-/** timeline.csv: a header and one row per interval; NaN (no request in the interval) is left empty, as pandas reads it. */
+/** One row of timeline.csv; NaN (no request in the interval) is left empty, as pandas reads it. */
+export function timelineCsvRow(row: TimelineRow): string {
+  return TIMELINE_COLUMNS.map((column) => (Number.isNaN(row[column]) ? "" : String(row[column]))).join(",");
+}
+
+/** timeline.csv: a header and one row per interval. */
 export function timelineCsv(rows: readonly TimelineRow[]): string {
-  const lines = [TIMELINE_COLUMNS.join(",")];
-  for (const row of rows)
-    lines.push(
-      TIMELINE_COLUMNS.map((column) => (Number.isNaN(row[column]) ? "" : String(row[column]))).join(","),
-    );
-  return `${lines.join("\n")}\n`;
+  return `${[TIMELINE_COLUMNS.join(","), ...rows.map(timelineCsvRow)].join("\n")}\n`;
 }
