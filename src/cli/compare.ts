@@ -6,6 +6,7 @@ import { TIMELINE_COLUMNS, timelineCsvRow, type TimelineRow } from "../metrics/t
 import { csvField } from "../metrics/summary.ts";
 import { renderSvg, replicasChartSpec, svgToPng, timelineComparisonChartSpec } from "../report/charts.ts";
 import { planRuns, runComparison, type ComparedPolicy } from "../simulate/compare.ts";
+import { configNotes } from "../simulate/setup.ts";
 import { ProgressReporter } from "./progress.ts";
 import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
 import { resolveSimulateConfig, type SimulateOptions } from "./simulate.ts";
@@ -142,6 +143,7 @@ async function compareCommand(options: CompareOptions): Promise<void> {
   const outDir = options.out ?? join("out", `compare-${name.replace(/[^A-Za-z0-9._-]+/g, "_")}`);
   mkdirSync(outDir, { recursive: true });
   const { runs, peak } = planRuns(loaded, entries);
+  for (const note of configNotes(loaded.config)) process.stderr.write(`note: ${note}\n`);
 
   const progress = new ProgressReporter(
     "compare",

@@ -16,6 +16,7 @@ import { formatSummaryTable } from "../report/table.ts";
 import { renderSvg, svgToPng, timelineChartSpec } from "../report/charts.ts";
 import type { TimelineRow } from "../metrics/timeline.ts";
 import { runSimulation } from "../simulate/run.ts";
+import { configNotes } from "../simulate/setup.ts";
 import { stringify } from "yaml";
 import { ProgressReporter } from "./progress.ts";
 
@@ -172,6 +173,7 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
   }
   const outDir = options.out ?? join("out", name.replace(/[^A-Za-z0-9._-]+/g, "_"));
   mkdirSync(outDir, { recursive: true });
+  for (const note of configNotes(loaded.config)) process.stderr.write(`note: ${note}\n`);
 
   const progress = new ProgressReporter("simulate", options.progress && options.json !== true);
   const records: RequestRecord[] = [];

@@ -6,6 +6,7 @@ import { csvField } from "../metrics/summary.ts";
 import { renderSvg, svgToPng, sweepChartSpec } from "../report/charts.ts";
 import { formatTable } from "../report/table.ts";
 import { runComparison, runDirName, type ComparedPolicy, type PlannedRun } from "../simulate/compare.ts";
+import { configNotes } from "../simulate/setup.ts";
 import { parseSweepAxis, sweepPoints, type SweepAxis } from "../simulate/sweep.ts";
 import { ProgressReporter } from "./progress.ts";
 import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
@@ -182,6 +183,8 @@ async function sweepCommand(options: SweepOptions): Promise<void> {
       progress: false,
     }).loaded.config,
   }));
+  for (const note of new Set(runs.flatMap((run) => configNotes(run.config))))
+    process.stderr.write(`note: ${note}\n`);
   const outDir = options.out ?? join("out", `sweep-${base.name.replace(/[^A-Za-z0-9._-]+/g, "_")}`);
   mkdirSync(outDir, { recursive: true });
 

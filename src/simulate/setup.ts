@@ -60,6 +60,21 @@ export function startStateOf(config: SimulationConfig): StartState {
   }
 }
 
+/**
+ * Things about a config that runs but may not do what its author meant, for the command line to
+ * print as notes (a run is never refused for these).
+ */
+export function configNotes(config: SimulationConfig): string[] {
+  const notes: string[] = [];
+  if (config.start_state.type === "splitwise" && !SPLIT_SCHEDULERS.has(config.scheduler.name)) {
+    notes.push(
+      `scheduler ${config.scheduler.name} is not KV-aware: it runs each request's prefill and decode on one instance, ` +
+        `so the prompt/token roles of start_state splitwise have no effect (mixed_pool and the kv_* schedulers split them)`,
+    );
+  }
+  return notes;
+}
+
 /** Turns a validated config into the objects a Simulation needs; refuses configs that cannot run. */
 export function buildSetup(config: SimulationConfig, baseDir: string, random: () => number): SimulationSetup {
   const catalog = loadCatalog();

@@ -235,6 +235,17 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.ok(readFileSync(join(out, "timeline.png")).subarray(1, 4).toString() === "PNG");
   });
 
+  void it("notes that a scheduler which is not KV-aware ignores a Splitwise fleet's roles", async () => {
+    const out = join(scratch, "split-token-jsq");
+    const common = ["simulate", "--preset", "azure-conv-splitwise-hh", ...SMALL, "--no-charts", "--out", out];
+    const noted = await cli(...common, "--set", "scheduler.name=token_jsq");
+    assert.equal(noted.code, 0, noted.stderr);
+    assert.match(noted.stderr, /note: scheduler token_jsq is not KV-aware/);
+    const quiet = await cli(...common);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.doesNotMatch(quiet.stderr, /KV-aware/, "mixed_pool splits prefill and decode");
+  });
+
   void it("--no-charts writes timeline.csv but no chart", async () => {
     const out = join(scratch, "no-charts");
     const result = await cli(
