@@ -111,6 +111,17 @@ export function requestMeetsSlo(
   );
 }
 
+/** Whether row `row` of per-request columns meets the per-request SLO. */
+export function rowMeetsSlo(columns: SloColumns, row: number, spec: SloSpec = SPLITWISE_SLO): boolean {
+  return requestMeetsSlo(
+    columns.ttft_s[row]!,
+    columns.tbt_s[row]!,
+    columns.ttft_slowdown[row]!,
+    columns.tbt_slowdown[row]!,
+    spec,
+  );
+}
+
 function checkSlowdowns(values: NumericColumn, thresholds: SlowdownThresholds): SlowdownChecks {
   const [p50 = NaN, p90 = NaN, p99 = NaN] = percentiles(values, [0.5, 0.9, 0.99]);
   const check = (value: number, threshold: number): PercentileCheck => ({
@@ -138,19 +149,7 @@ function allPass(checks: SlowdownChecks): boolean {
 export function evaluateSlo(columns: SloColumns, arrived: number, spec: SloSpec = SPLITWISE_SLO): SloResult {
   const completed = columns.ttft_slowdown.length;
   let meeting = 0;
-  for (let i = 0; i < completed; i++) {
-    if (
-      requestMeetsSlo(
-        columns.ttft_s[i]!,
-        columns.tbt_s[i]!,
-        columns.ttft_slowdown[i]!,
-        columns.tbt_slowdown[i]!,
-        spec,
-      )
-    ) {
-      meeting++;
-    }
-  }
+  for (let i = 0; i < completed; i++) if (rowMeetsSlo(columns, i, spec)) meeting++;
   const denominator = Math.max(arrived, completed);
   const ttft = checkSlowdowns(columns.ttft_slowdown, spec.ttft_slowdown);
   const tbt = checkSlowdowns(columns.tbt_slowdown, spec.tbt_slowdown);

@@ -1,6 +1,6 @@
 import type { MetricColumns } from "./collector.ts";
 import { percentiles } from "./percentile.ts";
-import { requestMeetsSlo, SPLITWISE_SLO, type SloSpec } from "./slo.ts";
+import { rowMeetsSlo, SPLITWISE_SLO, type SloSpec } from "./slo.ts";
 
 /**
  * A run over time: one row per fixed interval of simulated time, so bursts, queue build-ups and an
@@ -185,19 +185,7 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
     const completed = to - from;
     const arrived = Math.max(input.arrivals.at(first + row), completed);
     let meeting = 0;
-    for (let k = from; k < to; k++) {
-      const i = order[k]!;
-      if (
-        requestMeetsSlo(
-          columns.ttft_s[i]!,
-          columns.tbt_s[i]!,
-          columns.ttft_slowdown[i]!,
-          columns.tbt_slowdown[i]!,
-          slo,
-        )
-      )
-        meeting++;
-    }
+    for (let k = from; k < to; k++) if (rowMeetsSlo(columns, order[k]!, slo)) meeting++;
     const [ttft50 = NaN, ttft90 = NaN, ttft99 = NaN] = quantilesOf(
       columns.ttft_s,
       from,
