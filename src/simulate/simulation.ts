@@ -300,6 +300,9 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
         this.flowsByRequest.set(request, flow);
         flow.arrive();
       }
+      // The prefill left its instance's pending tokens: a request held because that prompt queue
+      // was full may fit now, not only when some request finishes (which can be a minute away).
+      this.requestDrain();
       return;
     }
     this.finishRequest(request, instance, now);
@@ -399,6 +402,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     }
     request.kvTransfer!.source.assignedWork--;
     request.token.instance!.taskArrival(request.token);
+    // The shipment freed the prompt instance's KV cache and its request slot: held requests may fit.
+    this.requestDrain();
   }
 
   // ---- results ----------------------------------------------------------------------------------

@@ -545,6 +545,51 @@ void describe("KV-cache memory pressure", () => {
   });
 });
 
+void describe("requests held at the scheduler", () => {
+  // Two 4,096-token prompts fill mixed_pool's prompt queue (8,192 pending tokens), so requests 2-5
+  // are held. Their room comes back when a prefill finishes (well under a second), while the first
+  // request only finishes after about 70 s of decoding: a held request must not wait for that.
+  const burst = (): string => {
+    const path = join(scratch, "held-burst.csv");
+    const rows = [0, 1, 2, 3, 4, 5].map((id) => `${id},2,0,${1 + id / 100},1,4096,2000`);
+    writeFileSync(
+      path,
+      "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+        rows.join("\n") +
+        "\n",
+    );
+    return path;
+  };
+  for (const onSaturation of ["queue", "hold"] as const) {
+    void it(`on_saturation: ${onSaturation} places a held request when a prefill frees the prompt queue`, () => {
+      const loaded = load({
+        model: "bloom-176b",
+        cluster: { servers: [{ sku: "dgx-h100", count: 2 }] },
+        start_state: { type: "splitwise", prompt: { num_instances: 1 }, token: { num_instances: 1 } },
+        scheduler: { name: "mixed_pool", on_saturation: onSaturation },
+        workload: { type: "trace", path: burst(), format: "splitwise" },
+      });
+      const { sim, finished } = simulate(loaded);
+      assert.equal(finished.length, 6);
+      assertDrained(sim, onSaturation);
+      const firstCompletion = Math.min(...finished.map((r) => r.arrival + r.e2e));
+      assert.ok(firstCompletion > 60, `the first request finishes after its decode (${firstCompletion} s)`);
+      const byId = [...finished].sort((a, b) => a.id - b.id);
+      const prefill = prefillTime(perfOf(loaded, "h100-80gb"), 4096);
+      for (const request of byId) {
+        // Prefills run one after another on the single prompt instance: request i's first token
+        // comes after i + 1 prefills (plus its shipment), never after a request's whole decode.
+        assert.ok(
+          request.ttft < (request.id + 1) * prefill + 1,
+          `request ${request.id}: TTFT ${request.ttft} s, ${request.id + 1} prefills take ${(request.id + 1) * prefill} s`,
+        );
+      }
+      // Held requests still go in arrival order (first come, first served).
+      for (let i = 1; i < byId.length; i++) assert.ok(byId[i]!.promptStart >= byId[i - 1]!.promptStart);
+    });
+  }
+});
+
 void describe("instances", () => {
   void it("every instance of the start state gets work under round robin and stays within memory", () => {
     const loaded = load({ ...COLOCATED, scheduler: { name: "round_robin" }, workload: generator(5, 60) });
