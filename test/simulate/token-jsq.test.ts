@@ -4,6 +4,7 @@ import { Rng } from "../../src/core/rng.ts";
 import { InstanceStatus, type Instance } from "../../src/serving/instance.ts";
 import type { SimRequest } from "../../src/serving/request.ts";
 import { TokenJsqScheduler } from "../../src/serving/schedulers/colocated.ts";
+import { MixedPoolScheduler } from "../../src/serving/schedulers/mixed-pool.ts";
 import type { SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
 
 /** The fields token_jsq reads and writes on an instance. */
@@ -90,5 +91,48 @@ void describe("token_jsq", () => {
       }
     }
     assert.ok(placements > 1000, `only ${placements} placements`);
+  });
+});
+
+void describe("compat.ignore_instance_status", () => {
+  // Two instances of each role; the least-loaded one of each is draining.
+  const fleet = (): Instance[] =>
+    [
+      { tag: "prompt", status: InstanceStatus.Draining, schedPendingTokens: 0, schedMemory: 0 },
+      { tag: "prompt", status: InstanceStatus.Active, schedPendingTokens: 50, schedMemory: 10 },
+      { tag: "token", status: InstanceStatus.Draining, schedPendingTokens: 0, schedMemory: 0 },
+      { tag: "token", status: InstanceStatus.Active, schedPendingTokens: 50, schedMemory: 10 },
+    ].map(
+      (fields, id) =>
+        ({
+          ...fields,
+          id,
+          label: `i${id}`,
+          assignedWork: 0,
+          schedSlot: -1,
+          schedLoadChanged: null,
+          pendingQueue: [],
+          maxMemory: 1e12,
+          kvBytesPerToken: 1,
+        }) as unknown as Instance,
+    );
+  const request = { promptTokens: 10, outputTokens: 10 } as SimRequest;
+
+  void it("lets mixed_pool place work on a draining instance, as upstream's KV schedulers do", () => {
+    for (const ignore of [false, true]) {
+      const instances = fleet();
+      const scheduler = new MixedPoolScheduler({ ...OPTIONS, ignoreInstanceStatus: ignore });
+      for (const instance of instances) scheduler.addInstance(instance);
+      const placement = scheduler.schedule(request);
+      assert.equal(placement?.prompt, instances[ignore ? 0 : 1], `ignore_instance_status: ${ignore}`);
+      assert.equal(placement?.token, instances[ignore ? 2 : 3], `ignore_instance_status: ${ignore}`);
+    }
+  });
+
+  void it("does not change token_jsq, which the DRL fork filters to ACTIVE instances", () => {
+    const instances = fleet();
+    const scheduler = new TokenJsqScheduler({ ...OPTIONS, ignoreInstanceStatus: true });
+    for (const instance of instances) scheduler.addInstance(instance);
+    assert.equal(scheduler.schedule(request)?.prompt, instances[1]);
   });
 });

@@ -14,6 +14,10 @@ export abstract class KvScheduler extends BaseScheduler {
   readonly promptInstances: Instance[] = [];
   readonly tokenInstances: Instance[] = [];
 
+  protected override get statusBlindUpstream(): boolean {
+    return true;
+  }
+
   override addInstance(instance: Instance): void {
     super.addInstance(instance);
     if (instance.tag === "token") this.tokenInstances.push(instance);

@@ -66,10 +66,20 @@ export abstract class BaseScheduler implements RequestScheduler {
 
   notifyFreeInstance(_instance: Instance): void {}
 
+  /**
+   * Whether this scheduler reproduces upstream's blindness to instance status when
+   * `ignoreInstanceStatus` is set: only `mixed_pool` and the KV schedulers are (the DRL fork filters
+   * random, round_robin, jsq and token_jsq to ACTIVE instances).
+   */
+  protected get statusBlindUpstream(): boolean {
+    return false;
+  }
+
   protected usable(instance: Instance): boolean {
-    const live = this.options.ignoreInstanceStatus
-      ? instance.status !== InstanceStatus.Removed
-      : instance.status === InstanceStatus.Active;
+    const live =
+      this.options.ignoreInstanceStatus && this.statusBlindUpstream
+        ? instance.status !== InstanceStatus.Removed
+        : instance.status === InstanceStatus.Active;
     const limit = this.options.maxRequestsPerInstance;
     return live && (limit === 0 || instance.assignedWork < limit);
   }
