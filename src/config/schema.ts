@@ -19,6 +19,18 @@ const batchingFields = {
 
 export const instanceSchema = z.strictObject(batchingFields);
 
+/**
+ * The `orca` start state's instances: ORCA batching whatever other settings are given (a `prefault`
+ * alone would apply only when `instance:` is absent, so `instance: { max_batch_size: 64 }` silently
+ * ran Splitwise batching).
+ */
+const orcaInstanceSchema = z.strictObject({
+  ...batchingFields,
+  batching: z
+    .literal("orca", { error: 'the orca start state runs ORCA batching (use type: baseline for "splitwise")' })
+    .default("orca"),
+});
+
 export const poolSchema = z.strictObject({
   ...batchingFields,
   num_instances: z.int().nonnegative().default(1),
@@ -28,7 +40,7 @@ export const poolSchema = z.strictObject({
 export const startStateSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("unallocated") }),
   z.strictObject({ type: z.literal("baseline"), instance: instanceSchema.prefault({}) }),
-  z.strictObject({ type: z.literal("orca"), instance: instanceSchema.prefault({ batching: "orca" }) }),
+  z.strictObject({ type: z.literal("orca"), instance: orcaInstanceSchema.prefault({}) }),
   z.strictObject({
     type: z.literal("splitwise"),
     split: z.enum(["homogeneous", "heterogeneous"]).default("homogeneous"),
