@@ -115,6 +115,7 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
   return {
     name: `splitwise-compat:${source}`,
     seed: upstream.seed,
+    ...(upstream.end_time === undefined ? {} : { end_time_s: upstream.end_time }),
     model: application.model_architecture,
     cluster: { servers: upstream.cluster.servers.map(({ sku, count }) => ({ sku, count })) },
     start_state: startState,

@@ -248,6 +248,16 @@ void describe("upstream splitwise-sim parity (compatible mode)", () => {
     });
   });
 
+  void it("takes upstream's end_time: arrivals after it are not run, and what is left counts as unfinished", () => {
+    const loaded = loadRun(referenceRun("azure600_baseline_h4_tokenjsq_debug"));
+    assert.equal(loaded.config.end_time_s, 86400);
+    const cut = { ...loaded, config: { ...loaded.config, end_time_s: 120 } };
+    const { summary, outcome } = runSimulation(cut);
+    assert.ok(outcome.endTime_s <= 120, `ran to ${outcome.endTime_s} s`);
+    assert.ok(summary.requests.arrived > 0 && summary.requests.unfinished > 0);
+    assert.equal(summary.requests.arrived, summary.requests.completed + summary.requests.unfinished);
+  });
+
   void describe("Azure conversation replays, per request and percentiles", () => {
     parityCase("azure600_baseline_h4_tokenjsq_debug", true);
     parityCase("azure600_splitwise_hh_3p1t_mixedpool_debug", true);
