@@ -232,14 +232,15 @@ export class ScalingManager {
   }
 
   /**
-   * Lower level: an instance on all GPUs of `server` in pool `poolName`, SCALING_UP for the pool's
-   * startup delay. The server stays when the instance is later removed by `scaleDownInstance`.
+   * Lower level: an instance on `server` (its tensor x pipeline parallelism in GPUs, see
+   * `Cluster.gpusForDedicatedInstance`) in pool `poolName`, SCALING_UP for the pool's startup delay.
+   * The server stays when the instance is later removed by `scaleDownInstance`.
    */
   scaleUpInstance(server: Server, template: InstanceTemplate, tag: InstanceRole, poolName: string): Instance {
     const pool = this.requirePool(poolName);
     const instance = this.host.cluster.addInstance(
       server,
-      server.sku.gpus,
+      this.host.cluster.gpusForDedicatedInstance(server, template),
       template,
       tag,
       `autoscaling.pools.${pool.name}`,

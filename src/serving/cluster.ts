@@ -71,6 +71,17 @@ export class Cluster {
     return server;
   }
 
+  /**
+   * GPUs an instance of `template` takes when it has a server to itself (autoscaling): its tensor x
+   * pipeline parallelism, or every GPU of the server with `uniformUsesAllGpus` (upstream and the DRL
+   * fork, which give a TP4 instance 8 GPUs' memory but TP4's speed). The whole server is billed either way.
+   */
+  gpusForDedicatedInstance(server: Server, template: InstanceTemplate): number {
+    return this.options.uniformUsesAllGpus
+      ? server.sku.gpus
+      : template.tensorParallelism * template.pipelineParallelism;
+  }
+
   /** Creates an instance on `gpus` GPUs of `server`; refuses models that do not fit. */
   addInstance(
     server: Server,

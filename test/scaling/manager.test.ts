@@ -93,6 +93,28 @@ void describe("ScalingManager in a simulation", () => {
     assert.equal(result.summary.scaling?.final_replicas, 2);
   });
 
+  void it("gives a scaled-up instance its tensor parallelism's GPUs (all the server's in upstream mode)", () => {
+    // The start state cuts each server into two TP4 instances, so a third prefill instance is a scale-up.
+    const policy = scripted([{ at: 5, targets: { prefill: 3 } }]);
+    const tp4 = {
+      start_state: {
+        type: "splitwise",
+        prompt: { num_instances: 1, tensor_parallelism: 4 },
+        token: { num_instances: 1, tensor_parallelism: 4 },
+      },
+    };
+    for (const allGpus of [false, true]) {
+      const result = run(policy, { ...tp4, compat: { uniform_uses_all_gpus: allGpus } });
+      const instances = result.outcome.instances;
+      const started = instances.find((instance) => instance.tag === "prompt" && instance.created_s > 0);
+      assert.ok(started !== undefined, "an instance was scaled up");
+      const startState = instances.find((instance) => instance.tag === "prompt" && instance.created_s === 0)!;
+      assert.equal(started.gpus, allGpus ? 8 : 4, `uniform_uses_all_gpus: ${allGpus}`);
+      // Like the start state's own instances (which are cut by TP in both modes here).
+      if (!allGpus) assert.equal(started.gpus, startState.gpus);
+    }
+  });
+
   void it("never places work on an instance that is not ACTIVE", () => {
     const policy = scripted([
       { at: 5, targets: { prefill: 4, decode: 3 } },
