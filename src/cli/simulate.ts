@@ -5,18 +5,13 @@ import { applyOverrides, readRawConfig, validateConfig, type LoadedConfig } from
 import { DEFAULT_PRESET, presetPath } from "../config/presets.ts";
 import { readSplitwiseConfig } from "../config/splitwise-compat.ts";
 import { UsageError } from "../errors.ts";
-import type { RequestRecord } from "../metrics/types.ts";
-import {
-  formatUpstreamSummaryCsv,
-  upstreamSummaryRow,
-  writeUpstreamDetailedCsv,
-} from "../metrics/writers.ts";
 import { summaryToJson } from "../metrics/summary.ts";
 import { formatSummaryTable } from "../report/table.ts";
 import { renderSvg, svgToPng, timelineChartSpec } from "../report/charts.ts";
 import type { TimelineRow } from "../metrics/timeline.ts";
 import { runSimulation } from "../simulate/run.ts";
 import { configNotes } from "../simulate/setup.ts";
+import { UpstreamOutputs } from "../simulate/upstream-outputs.ts";
 import { stringify } from "yaml";
 import { ProgressReporter } from "./progress.ts";
 
@@ -92,7 +87,7 @@ Outputs in --out: summary.json, summary.csv (one row), timeline.csv (one row per
 metrics.timeline_interval_s, default 60 s: load, latency percentiles, SLO attainment, GPUs) with
 its chart timeline.svg/.png, instances.csv, config.resolved.yaml, requests.csv (with --requests);
 autoscaled runs add replicas.csv, decisions.csv and scaling_events.csv; --splitwise-config mode
-adds upstream/summary.csv and upstream/detailed/0.csv in splitwise-sim's own format.
+adds upstream/summary.csv, upstream/detailed/0.csv and upstream/request_nodes.csv in splitwise-sim's own format.
 Exit codes: 0 success, 2 bad flags/config/input, 3 a configuration that cannot run or a failed run.`,
     )
     .action(async (options: SimulateOptions) => {
@@ -176,11 +171,13 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
   for (const note of configNotes(loaded.config)) process.stderr.write(`note: ${note}\n`);
 
   const progress = new ProgressReporter("simulate", options.progress && options.json !== true);
-  const records: RequestRecord[] = [];
+  const upstreamOutputs = upstream ? new UpstreamOutputs() : undefined;
   const result = runSimulation(loaded, {
     outDir,
     writeRequests: options.requests === true,
-    ...(upstream ? { onRecord: (record: RequestRecord) => records.push(record) } : {}),
+    ...(upstreamOutputs === undefined
+      ? {}
+      : { onRecord: upstreamOutputs.onRecord, onRequestCompleted: upstreamOutputs.onRequestCompleted }),
     onProgress: (state) => {
       const fraction = state.arrived === 0 ? 0 : state.completed / Math.max(state.arrived, 1);
       progress.update(fraction, {
@@ -192,7 +189,7 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
   });
   progress.stop();
   const files = [...result.files];
-  if (upstream) files.push(...writeUpstreamOutputs(outDir, records));
+  if (upstreamOutputs !== undefined) files.push(...upstreamOutputs.write(outDir));
   if (options.charts !== false && result.timeline !== undefined && result.timeline.length > 0) {
     files.push(...(await writeTimelineChart(outDir, result.timeline, name)));
   }
@@ -235,24 +232,4 @@ async function writeTimelineChart(
   writeFileSync(svgPath, svg);
   writeFileSync(pngPath, svgToPng(svg));
   return [svgPath, pngPath];
-}
-
-/** splitwise-sim's own `summary.csv` and `detailed/0.csv`, so existing notebooks read our runs. */
-function writeUpstreamOutputs(outDir: string, records: readonly RequestRecord[]): string[] {
-  const dir = join(outDir, "upstream");
-  mkdirSync(join(dir, "detailed"), { recursive: true });
-  writeUpstreamDetailedCsv(join(dir, "detailed", "0.csv"), records);
-  const column = (pick: (record: RequestRecord) => number): Float64Array => Float64Array.from(records, pick);
-  const row = upstreamSummaryRow({
-    request_ids: column((r) => r.id),
-    response_times: column((r) => r.e2e_s),
-    queue_times: column((r) => r.queue_s),
-    ttft_times: column((r) => r.ttft_s),
-    tbt_times: column((r) => r.tbt_s),
-    nth_token_overheads: column((r) => r.nth_token_overhead_s),
-    prompt_sizes: column((r) => r.prompt_tokens),
-    token_sizes: column((r) => r.output_tokens),
-  });
-  writeFileSync(join(dir, "summary.csv"), formatUpstreamSummaryCsv([row]));
-  return [join(dir, "summary.csv"), join(dir, "detailed", "0.csv")];
 }

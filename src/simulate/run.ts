@@ -48,6 +48,8 @@ export interface RunOptions {
   readonly source?: RequestSource;
   /** Receives every completed request record (e.g. for upstream-format outputs). */
   readonly onRecord?: (record: RequestRecord) => void;
+  /** Sees each request as it completes; the object is reused for a later arrival after the call. */
+  readonly onRequestCompleted?: (request: SimRequest, now: number) => void;
   /** Runs this policy instead of the one the config names (autoscaling must be configured). */
   readonly policy?: Policy;
   /** Sees the run's scheduler before the first request (for tools and invariant checks in tests). */
@@ -111,6 +113,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
   const arrivalsPerInterval = new IntervalCounter(config.metrics.timeline_interval_s);
   const divideByAllTokens = config.compat.tbt_divides_by_all_tokens;
   const onRecord = options.onRecord;
+  const onRequestCompleted = options.onRequestCompleted;
 
   const started = performance.now();
   const simulation = new Simulation(setup, source, {
@@ -136,6 +139,7 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       };
       collector.record(record);
       onRecord?.(record);
+      onRequestCompleted?.(request, now);
     },
   });
   const reference = config.metrics.slo_reference ?? defaultSloReference(loaded);

@@ -8,10 +8,11 @@
  * - the Azure runs' TTFT/TBT/E2E p50/p90/p99 from our run summary within 1% of summary_table.csv.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { validateConfig, type LoadedConfig } from "../../src/config/config.ts";
 import { readSplitwiseConfig } from "../../src/config/splitwise-compat.ts";
@@ -22,6 +23,7 @@ import { SPLITWISE_REFERENCE } from "../fixtures/reference.ts";
 import { runSimulation } from "../../src/simulate/run.ts";
 import { buildSetup } from "../../src/simulate/setup.ts";
 import { Simulation } from "../../src/simulate/simulation.ts";
+import { UpstreamOutputs } from "../../src/simulate/upstream-outputs.ts";
 import { openConfiguredWorkload } from "../../src/simulate/workload.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -256,6 +258,45 @@ void describe("upstream splitwise-sim parity (compatible mode)", () => {
     assert.ok(outcome.endTime_s <= 120, `ran to ${outcome.endTime_s} s`);
     assert.ok(summary.requests.arrived > 0 && summary.requests.unfinished > 0);
     assert.equal(summary.requests.arrived, summary.requests.completed + summary.requests.unfinished);
+  });
+
+  void describe("upstream/request_nodes.csv, row for row", () => {
+    const scratch = mkdtempSync(join(tmpdir(), "splitscale-parity-"));
+    after(() => rmSync(scratch, { recursive: true, force: true }));
+    for (const name of [
+      "ex_splitwise_ha_example",
+      "azure600_baseline_h4_tokenjsq_debug",
+      "azure600_splitwise_hh_3p1t_mixedpool_debug",
+    ]) {
+      void it(name, () => {
+        const run = referenceRun(name);
+        const outputs = new UpstreamOutputs();
+        runSimulation(loadRun(run), {
+          onRecord: outputs.onRecord,
+          onRequestCompleted: outputs.onRequestCompleted,
+        });
+        const dir = join(scratch, name);
+        outputs.write(dir);
+        const ours = readCsv(join(dir, "upstream", "request_nodes.csv"));
+        const file = existsSync(join(run.dir, "request_nodes.csv"))
+          ? join(run.dir, "request_nodes.csv")
+          : join(run.dir, "request_nodes.csv.gz");
+        const expected = readCsv(file);
+        assert.equal(ours.length, expected.length, "rows");
+        expected.forEach((row, i) => {
+          const mine = ours[i]!;
+          const where = `row ${i + 1}`;
+          for (const key of ["request_id", "request_type", "node_id"]) {
+            assert.equal(num(mine, key), num(row, key), `${where} ${key}`);
+          }
+          assert.equal(mine.node_type, row.node_type, `${where} node_type`);
+          assert.equal(mine.runner, row.runner, `${where} runner`);
+          for (const key of ["start_timestamp", "completion_timestamp"]) {
+            assertClose(num(mine, key), num(row, key), `${where} ${key}`);
+          }
+        });
+      });
+    }
   });
 
   void describe("Azure conversation replays, per request and percentiles", () => {
