@@ -522,6 +522,27 @@ void describe("KV-cache memory pressure", () => {
     assert.deepEqual(ids.sort(), [1, 2]);
   });
 
+  void it("runs requests that arrive at t = 0 (upstream routes them before the fleet exists and crashes)", () => {
+    const path = join(scratch, "at-zero.csv");
+    writeFileSync(
+      path,
+      "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+        "0,2,0,0.0,1,100,4\n1,2,0,0.0,1,200,4\n2,2,0,0.5,1,100,4\n",
+    );
+    for (const base of [COLOCATED, SPLIT]) {
+      const loaded = load({
+        ...base,
+        scheduler: { name: base === SPLIT ? "mixed_pool" : "token_jsq" },
+        workload: { type: "trace", path, format: "splitwise" },
+      });
+      const { sim, finished } = simulate(loaded);
+      assert.deepEqual(finished.map((r) => r.id).sort(), [0, 1, 2]);
+      const first = finished.find((r) => r.id === 0)!;
+      assert.equal(first.promptStart, 0);
+      assertDrained(sim, "t = 0");
+    }
+  });
+
   void it("time never runs backwards (llama2-70b TP2, 40,000-token prompt)", () => {
     const path = join(scratch, "long-prompt.csv");
     writeFileSync(

@@ -1,0 +1,150 @@
+/**
+ * Scheduler choices on hand-built fleets (only the fields the schedulers read), beyond the
+ * run-to-completion checks in properties.test.ts: the KV schedulers' load counters, the
+ * overlap/ethernet bandwidths, and adaptive_mixed_pool's rebalancing between pools.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { InstanceStatus, type Instance } from "../../src/serving/instance.ts";
+import type { SimRequest } from "../../src/serving/request.ts";
+import { AdaptiveMixedPoolScheduler } from "../../src/serving/schedulers/mixed-pool.ts";
+import { createScheduler } from "../../src/serving/schedulers/registry.ts";
+import type { RequestScheduler, SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
+
+const OPTIONS: SchedulerOptions = {
+  transferBandwidthGBps: 200,
+  promptMaxPendingBatchTokens: 8192,
+  onSaturation: "borrow",
+  kvTokenJsqUpstream: false,
+  ignoreInstanceStatus: false,
+  maxRequestsPerInstance: 0,
+  random: () => 0,
+};
+
+function fakeInstance(id: number, tag: "prompt" | "token"): Instance {
+  return {
+    id,
+    tag,
+    label: `${tag}_${id}`,
+    status: InstanceStatus.Active,
+    assignedWork: 0,
+    schedPendingTokens: 0,
+    schedMemory: 0,
+    schedSlot: -1,
+    schedLoadChanged: null,
+    pendingQueue: [],
+    pendingRequests: [],
+    maxMemory: 1e15,
+    kvBytesPerToken: 1,
+  } as unknown as Instance;
+}
+
+/** Two prompt and two token instances added to `scheduler`, prompts first. */
+function fleetOf(scheduler: RequestScheduler): Instance[] {
+  const instances = [
+    fakeInstance(0, "prompt"),
+    fakeInstance(1, "prompt"),
+    fakeInstance(2, "token"),
+    fakeInstance(3, "token"),
+  ];
+  for (const instance of instances) scheduler.addInstance(instance);
+  return instances;
+}
+
+const request = (promptTokens: number): SimRequest => ({ promptTokens, outputTokens: 10 }) as SimRequest;
+
+void describe("kv_token_jsq", () => {
+  void it("counts the tokens it places, so consecutive requests spread over both pools", () => {
+    const scheduler = createScheduler("kv_token_jsq", OPTIONS, "test");
+    const [p0, p1, t0, t1] = fleetOf(scheduler);
+    const first = scheduler.schedule(request(100))!;
+    const second = scheduler.schedule(request(100))!;
+    assert.deepEqual([first.prompt, first.token], [p0, t0]);
+    assert.deepEqual([second.prompt, second.token], [p1, t1]);
+    assert.equal(p0!.schedPendingTokens, 100);
+    assert.equal(t0!.schedPendingTokens, 1);
+    assert.equal(scheduler.transferBandwidth, 200 * 1024 ** 3);
+  });
+
+  void it("with kv_token_jsq_upstream never counts (every request lands on the first instances) and ships 10x faster", () => {
+    const scheduler = createScheduler("kv_token_jsq", { ...OPTIONS, kvTokenJsqUpstream: true }, "test");
+    const [p0, , t0] = fleetOf(scheduler);
+    for (let i = 0; i < 3; i++) {
+      const placement = scheduler.schedule(request(100))!;
+      assert.deepEqual([placement.prompt, placement.token], [p0, t0], `request ${i}`);
+    }
+    assert.equal(p0!.schedPendingTokens, 0);
+    assert.equal(scheduler.transferBandwidth, 2000 * 1024 ** 3);
+  });
+});
+
+void describe("KV shipment bandwidth by scheduler", () => {
+  const expected: Record<string, number> = {
+    kv_round_robin: 200,
+    kv_round_robin_ethernet: 12.5,
+    kv_jsq: 200,
+    overlap_kv_jsq: 2000,
+    kv_token_jsq: 200,
+    overlap_kv_token_jsq: 2000,
+    mixed_pool: 200,
+  };
+  for (const [name, gbps] of Object.entries(expected)) {
+    void it(`${name}: ${gbps} GB/s`, () => {
+      assert.equal(createScheduler(name, OPTIONS, "test").transferBandwidth, gbps * 1024 ** 3);
+    });
+  }
+});
+
+void describe("adaptive_mixed_pool", () => {
+  /** Feeds `count` completions with these slowdowns, then places one request (which rebalances first). */
+  const after = (
+    scheduler: AdaptiveMixedPoolScheduler,
+    ttftSlowdown: number,
+    tbtSlowdown: number,
+    count = 3,
+  ): void => {
+    for (let i = 0; i < count; i++) scheduler.observeCompletion(ttftSlowdown, tbtSlowdown);
+    scheduler.schedule(request(100));
+  };
+
+  void it("moves a token instance into the prompt pool when prefills are the bottleneck", () => {
+    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const [p0, p1, t0, t1] = fleetOf(scheduler);
+    after(scheduler, 12, 1.1);
+    assert.deepEqual(scheduler.promptInstances, [p0, p1, t0]);
+    assert.deepEqual(scheduler.tokenInstances, [t1]);
+    // The last instance of a pool never moves, however unbalanced.
+    after(scheduler, 12, 1.1);
+    assert.deepEqual(scheduler.tokenInstances, [t1]);
+  });
+
+  void it("moves a prompt instance into the token pool when decodes are the bottleneck", () => {
+    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const [p0, p1, t0, t1] = fleetOf(scheduler);
+    p0!.schedPendingTokens = 500; // the least-loaded prompt instance (p1) is the one that moves
+    after(scheduler, 1, 9);
+    assert.deepEqual(scheduler.promptInstances, [p0]);
+    assert.deepEqual(scheduler.tokenInstances, [t0, t1, p1]);
+  });
+
+  void it("leaves the pools alone while the slowdowns are within the ratio threshold (5) or unknown", () => {
+    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const [p0, p1, t0, t1] = fleetOf(scheduler);
+    scheduler.schedule(request(100)); // no completions yet
+    after(scheduler, 4.9, 1);
+    after(scheduler, 1, 4.9);
+    assert.deepEqual(scheduler.promptInstances, [p0, p1]);
+    assert.deepEqual(scheduler.tokenInstances, [t0, t1]);
+  });
+
+  void it("decides on the median of the completions since the last placement", () => {
+    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const [, , t0] = fleetOf(scheduler);
+    // Two of three completions are balanced: the median is, so nothing moves.
+    scheduler.observeCompletion(100, 1);
+    scheduler.observeCompletion(1, 1);
+    scheduler.observeCompletion(1, 1);
+    scheduler.schedule(request(100));
+    assert.ok(scheduler.tokenInstances.includes(t0!));
+  });
+});
