@@ -298,24 +298,24 @@ void describe("every scheduler", () => {
       assertNoOom(sim, name);
       assertAboveUnloaded(finished, perfOf(loaded, "h100-80gb"), name);
       if (split) {
-        assert.ok(
-          finished.some((r) => r.kv),
-          `${name}: a KV-shipping scheduler shipped no KV cache`,
-        );
+        // unified_pool ships only when a pair beats co-location on its cost (queues, shipment time,
+        // phase interference); on this light load co-locating always wins, as in the DRL fork.
+        if (name !== "unified_pool") {
+          assert.ok(
+            finished.some((r) => r.kv),
+            `${name}: a KV-shipping scheduler shipped no KV cache`,
+          );
+        }
       } else {
         assert.ok(finished.every((r) => !r.kv));
       }
       // Load counters that schedulers increment are paid back in full.
-      if (
-        name === "token_jsq" ||
-        name === "mixed_pool" ||
-        name === "adaptive_mixed_pool" ||
-        name === "kv_token_jsq"
-      ) {
+      const mixedPoolCounters = ["mixed_pool", "adaptive_mixed_pool", "all_mixed_pool", "unified_pool"];
+      if (name === "token_jsq" || name === "kv_token_jsq" || mixedPoolCounters.includes(name)) {
         for (const instance of sim.cluster.instances)
           assert.equal(instance.schedPendingTokens, 0, instance.label);
       }
-      if (name === "mixed_pool" || name === "adaptive_mixed_pool") {
+      if (mixedPoolCounters.includes(name)) {
         for (const instance of sim.cluster.instances)
           assert.equal(instance.schedMemory, instance.weightsBytes);
       }

@@ -1,12 +1,14 @@
 /**
  * Scheduler choices on hand-built fleets (only the fields the schedulers read), beyond the
  * run-to-completion checks in properties.test.ts: the KV schedulers' load counters, the
- * overlap/ethernet bandwidths, and adaptive_mixed_pool's rebalancing between pools.
+ * overlap/ethernet bandwidths, adaptive_mixed_pool's rebalancing between pools, and the DRL fork's
+ * all_mixed_pool and unified_pool.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InstanceStatus, type Instance } from "../../src/serving/instance.ts";
 import type { SimRequest } from "../../src/serving/request.ts";
+import { AllMixedPoolScheduler, UnifiedPoolScheduler } from "../../src/serving/schedulers/drl.ts";
 import { AdaptiveMixedPoolScheduler } from "../../src/serving/schedulers/mixed-pool.ts";
 import { createScheduler } from "../../src/serving/schedulers/registry.ts";
 import type { RequestScheduler, SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
@@ -33,7 +35,10 @@ function fakeInstance(id: number, tag: "prompt" | "token"): Instance {
     schedSlot: -1,
     schedLoadChanged: null,
     pendingQueue: [],
+    pendingPromptQueue: [],
     pendingRequests: [],
+    promptTasksInBatch: 0,
+    tokenTasksInBatch: 0,
     maxMemory: 1e15,
     kvBytesPerToken: 1,
   } as unknown as Instance;
@@ -146,5 +151,68 @@ void describe("adaptive_mixed_pool", () => {
     scheduler.observeCompletion(1, 1);
     scheduler.schedule(request(100));
     assert.ok(scheduler.tokenInstances.includes(t0!));
+  });
+});
+
+void describe("all_mixed_pool", () => {
+  void it("puts every instance in one mixed pool: prefill on the fewest pending tokens, decode on the least memory", () => {
+    const scheduler = new AllMixedPoolScheduler(OPTIONS);
+    const [p0, p1, t0, t1] = fleetOf(scheduler);
+    assert.deepEqual(scheduler.mixedInstances, [p0, p1, t0, t1]);
+    p0!.schedPendingTokens = 10;
+    p1!.schedMemory = 5; // t0 has the least memory among the others; p1 the fewest pending tokens
+    p0!.schedMemory = 5;
+    const placement = scheduler.schedule(request(100))!;
+    assert.equal(placement.prompt, p1);
+    assert.equal(placement.token, t0);
+    // An idle instance is not sent back to a role pool.
+    scheduler.notifyFreeInstance(t0!);
+    assert.deepEqual(scheduler.mixedInstances, [p0, p1, t0, t1]);
+  });
+
+  void it("co-locates on the instance with the fewest pending tokens when its prompt queue is long", () => {
+    const scheduler = new AllMixedPoolScheduler(OPTIONS);
+    const instances = fleetOf(scheduler);
+    for (const instance of instances) {
+      instance.schedPendingTokens = 8000;
+      (instance.pendingQueue as unknown[]).push({});
+    }
+    instances[2]!.schedPendingTokens = 7999;
+    const placement = scheduler.schedule(request(500))!;
+    assert.equal(placement.prompt, instances[2]);
+    assert.equal(placement.token, instances[2]);
+  });
+});
+
+void describe("unified_pool", () => {
+  void it("co-locates on an idle instance: shipping a KV cache only adds cost there", () => {
+    const scheduler = new UnifiedPoolScheduler(OPTIONS);
+    const instances = fleetOf(scheduler);
+    for (const instance of instances.slice(0, 3)) instance.tokenTasksInBatch = 4;
+    const placement = scheduler.schedule(request(1000))!;
+    assert.equal(placement.prompt, instances[3]);
+    assert.equal(placement.token, instances[3]);
+  });
+
+  void it("prefills away from decode work and ships when the idle instance cannot hold the decode", () => {
+    const scheduler = new UnifiedPoolScheduler(OPTIONS);
+    const [a, b, c, d] = fleetOf(scheduler);
+    for (const busy of [b, c, d]) busy!.tokenTasksInBatch = 4;
+    b!.pendingRequests.length = 0;
+    c!.pendingRequests.push({} as SimRequest, {} as SimRequest); // longer queues cost more
+    d!.pendingRequests.push({} as SimRequest, {} as SimRequest);
+    // a is free of decode work but has room for the prompt's cache only (1,001 tokens), not the output.
+    a!.schedMemory = a!.maxMemory - 1001;
+    const placement = scheduler.schedule(request(1000))!;
+    assert.equal(placement.prompt, a);
+    assert.equal(placement.token, b);
+    assert.equal(a!.schedPendingTokens, 1000);
+    assert.equal(b!.schedPendingTokens, 1);
+  });
+
+  void it("holds the request when no pair has the memory for it", () => {
+    const scheduler = new UnifiedPoolScheduler(OPTIONS);
+    for (const instance of fleetOf(scheduler)) instance.schedMemory = instance.maxMemory - 500;
+    assert.equal(scheduler.schedule(request(1000)), null);
   });
 });

@@ -1,5 +1,6 @@
 import { ConfigError, unknownNameMessage } from "../../errors.ts";
 import { JsqScheduler, RandomScheduler, RoundRobinScheduler, TokenJsqScheduler } from "./colocated.ts";
+import { AllMixedPoolScheduler, UnifiedPoolScheduler } from "./drl.ts";
 import { KvJsqScheduler, KvRoundRobinScheduler, KvTokenJsqScheduler } from "./kv.ts";
 import { AdaptiveMixedPoolScheduler, MixedPoolScheduler } from "./mixed-pool.ts";
 import type { RequestScheduler, SchedulerOptions } from "./scheduler.ts";
@@ -30,6 +31,8 @@ const SCHEDULERS: Record<string, Factory> = {
   overlap_kv_token_jsq: (o) => new KvTokenJsqScheduler(withBandwidth(o, 10), "overlap_kv_token_jsq"),
   mixed_pool: (o) => new MixedPoolScheduler(o),
   adaptive_mixed_pool: (o) => new AdaptiveMixedPoolScheduler(o),
+  all_mixed_pool: (o) => new AllMixedPoolScheduler(o),
+  unified_pool: (o) => new UnifiedPoolScheduler(o),
 };
 
 export const SCHEDULER_NAMES = Object.keys(SCHEDULERS);
@@ -44,6 +47,8 @@ export const SPLIT_SCHEDULERS = new Set([
   "overlap_kv_token_jsq",
   "mixed_pool",
   "adaptive_mixed_pool",
+  "all_mixed_pool",
+  "unified_pool",
 ]);
 
 export function createScheduler(name: string, options: SchedulerOptions, where: string): RequestScheduler {
