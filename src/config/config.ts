@@ -80,17 +80,24 @@ export function validateConfig(
 
 /**
  * Seeds 000/001 configure the manager as `applications[0].scaling_manager.{scale_up_delay,
- * drain_check_interval}`; that turns autoscaling on (default policy) with those settings.
+ * drain_check_interval}`; that turns autoscaling on (default policy) with those settings. Without
+ * `scale_up_delay` the DRL fork starts instances after 1 s (its initialize.py), which applies unless
+ * an `autoscaling:` block sets the delay itself.
  */
+const FORK_DEFAULT_SCALE_UP_DELAY_S = 1;
+
 function foldApplications(config: SimulationConfig): SimulationConfig {
   const manager = config.applications?.[0]?.scaling_manager;
   if (manager === undefined) return config;
   const autoscaling = config.autoscaling ?? autoscalingSchema.parse({});
+  const startupDelay =
+    manager.scale_up_delay ??
+    (config.autoscaling === undefined ? FORK_DEFAULT_SCALE_UP_DELAY_S : autoscaling.startup_delay_s);
   return {
     ...config,
     autoscaling: {
       ...autoscaling,
-      ...(manager.scale_up_delay === undefined ? {} : { startup_delay_s: manager.scale_up_delay }),
+      startup_delay_s: startupDelay,
       ...(manager.drain_check_interval === undefined
         ? {}
         : { drain_check_interval_s: manager.drain_check_interval }),

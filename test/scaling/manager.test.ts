@@ -61,6 +61,33 @@ function run(policy: Policy, overrides: Record<string, unknown> = {}): RunResult
   return runSimulation({ config: config(overrides), baseDir: process.cwd(), source: "test" }, { policy });
 }
 
+void describe("the seeds' applications[0].scaling_manager block", () => {
+  const base = {
+    start_state: { type: "splitwise", prompt: { num_instances: 1 }, token: { num_instances: 1 } },
+  };
+  void it("turns autoscaling on with its scale_up_delay and drain_check_interval", () => {
+    const config = validateConfig(
+      { ...base, applications: [{ scaling_manager: { scale_up_delay: 7, drain_check_interval: 2 } }] },
+      "seed.yaml",
+    );
+    assert.equal(config.autoscaling?.startup_delay_s, 7);
+    assert.equal(config.autoscaling?.drain_check_interval_s, 2);
+  });
+
+  void it("starts instances after the DRL fork's 1 s when scale_up_delay is missing", () => {
+    const config = validateConfig({ ...base, applications: [{ scaling_manager: {} }] }, "seed.yaml");
+    assert.equal(config.autoscaling?.startup_delay_s, 1);
+  });
+
+  void it("keeps an autoscaling block's own startup delay", () => {
+    const config = validateConfig(
+      { ...base, autoscaling: { startup_delay_s: 30 }, applications: [{ scaling_manager: {} }] },
+      "seed.yaml",
+    );
+    assert.equal(config.autoscaling?.startup_delay_s, 30);
+  });
+});
+
 void describe("ScalingManager in a simulation", () => {
   void it("starts instances after the startup delay, drains them, and removes their servers", () => {
     const result = run(

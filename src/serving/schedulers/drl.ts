@@ -40,7 +40,7 @@ export class AllMixedPoolScheduler extends MixedPoolScheduler {
   }
 
   /** Instances stay mixed (mixed_pool would return a borrowed instance to its own pool here). */
-  override notifyFreeInstance(): void {}
+  override notifyFreeInstance(_instance: Instance): void {}
 }
 
 /** The fork's UnifiedFluidScheduler cost weights (`calculate_cost_`, the one it uses). */
@@ -106,7 +106,7 @@ export class UnifiedPoolScheduler extends MixedPoolScheduler {
   }
 
   /** Every instance stays in the one pool. */
-  override notifyFreeInstance(): void {}
+  override notifyFreeInstance(_instance: Instance): void {}
 }
 
 /** Memory the scheduler believes is free on `instance` (upstream max_memory - sched_memory). */
