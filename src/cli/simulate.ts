@@ -9,8 +9,9 @@ import { summaryToJson } from "../metrics/summary.ts";
 import { formatSummaryTable } from "../report/table.ts";
 import { renderSvg, svgToPng, timelineChartSpec } from "../report/charts.ts";
 import type { TimelineRow } from "../metrics/timeline.ts";
-import { runSimulation } from "../simulate/run.ts";
+import { runSimulation, type RunResult } from "../simulate/run.ts";
 import { configNotes } from "../simulate/setup.ts";
+import { runNotes } from "../simulate/run-notes.ts";
 import { UpstreamOutputs } from "../simulate/upstream-outputs.ts";
 import { stringify } from "yaml";
 import { ProgressReporter } from "./progress.ts";
@@ -135,6 +136,16 @@ export function resolveSimulateConfig(options: SimulateOptions): {
     baseDir = resolve(source, "..");
     name = preset;
   }
+  if (options.trace !== undefined) {
+    // A trace given on the command line is relative to the working directory, not the config. It
+    // replaces the configured workload before --set applies, so `--set workload.limit=...` (or
+    // start_s, time_scale, ...) shapes this trace.
+    raw.workload = {
+      type: "trace",
+      path: resolve(options.trace),
+      format: upstream ? "splitwise" : (options.traceFormat ?? "auto"),
+    };
+  }
   applyOverrides(raw, options.set);
   if (options.seed !== undefined) raw.seed = parseSeed(options.seed);
   if (options.policyFile !== undefined) {
@@ -142,14 +153,6 @@ export function resolveSimulateConfig(options: SimulateOptions): {
     const block =
       autoscaling !== null && typeof autoscaling === "object" ? (autoscaling as Record<string, unknown>) : {};
     raw.autoscaling = { ...block, policy_file: resolve(options.policyFile) };
-  }
-  if (options.trace !== undefined) {
-    // A trace given on the command line is relative to the working directory, not the config.
-    raw.workload = {
-      type: "trace",
-      path: resolve(options.trace),
-      format: upstream ? "splitwise" : (options.traceFormat ?? "auto"),
-    };
   }
   const config = validateConfig(raw, source);
   return { loaded: { config, baseDir, source }, name, upstream };
@@ -194,29 +197,36 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
     files.push(...(await writeTimelineChart(outDir, result.timeline, name)));
   }
 
-  if (options.json === true) {
-    process.stdout.write(summaryToJson(result.summary));
-    return;
+  if (options.json === true) process.stdout.write(summaryToJson(result.summary));
+  else {
+    process.stdout.write(`${formatSummaryTable(result.summary)}\n`);
+    process.stdout.write(`\nwrote ${files.join(", ")}\n`);
   }
-  process.stdout.write(`${formatSummaryTable(result.summary)}\n`);
-  process.stdout.write(`\nwrote ${files.join(", ")}\n`);
+  // On stderr, so they show with --json too without touching the JSON on stdout.
+  for (const line of runWarnings(loaded, result)) process.stderr.write(`${line}\n`);
+}
+
+function runWarnings(loaded: LoadedConfig, result: RunResult): string[] {
+  const lines: string[] = [];
   if (result.outcome.stalled) {
-    process.stderr.write(
+    lines.push(
       "warning: the run stopped because no request completed for 3 simulated hours after the last arrival " +
-        "(the fleet cannot serve what is left: see instances.csv and the unfinished count)\n",
+        "(the fleet cannot serve what is left: see instances.csv and the unfinished count)",
     );
   }
   if (result.outcome.rejected > 0) {
-    process.stderr.write(
+    lines.push(
       `warning: ${result.outcome.rejected} requests need more KV cache (prompt + output tokens) than any instance holds and were refused ` +
-        `(first ids: ${result.outcome.rejectedExamples.join(", ")})\n`,
+        `(first ids: ${result.outcome.rejectedExamples.join(", ")}); they count as SLO misses`,
     );
   }
+  for (const note of runNotes(loaded.config, result)) lines.push(`note: ${note}`);
   if (result.summary.requests.unfinished > 0) {
-    process.stderr.write(
-      `note: ${result.summary.requests.unfinished} requests had not finished when the run ended (counted as SLO misses)\n`,
+    lines.push(
+      `note: ${result.summary.requests.unfinished} requests had not finished when the run ended (counted as SLO misses)`,
     );
   }
+  return lines;
 }
 
 /** timeline.svg and timeline.png: the run over time, for a look without loading the CSV. */

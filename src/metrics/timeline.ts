@@ -64,9 +64,16 @@ export const TIMELINE_COLUMNS = [
   "gpu_hours",
 ] as const satisfies readonly (keyof TimelineRow)[];
 
+/**
+ * Intervals kept in a dense array; later ones (a trace with a gap of years, or epoch timestamps) go
+ * to a map, so a sparse far-off arrival costs one entry, not millions.
+ */
+const DENSE_INTERVALS = 1 << 20;
+
 /** Counts events per fixed interval of time [k·interval, (k+1)·interval). */
 export class IntervalCounter {
   private readonly counts: number[] = [];
+  private readonly sparse = new Map<number, number>();
 
   constructor(readonly interval_s: number) {
     if (!(interval_s > 0 && Number.isFinite(interval_s)))
@@ -75,15 +82,44 @@ export class IntervalCounter {
 
   add(time_s: number): void {
     const index = Math.max(0, Math.floor(time_s / this.interval_s));
+    if (index >= DENSE_INTERVALS) {
+      this.sparse.set(index, (this.sparse.get(index) ?? 0) + 1);
+      return;
+    }
     while (this.counts.length <= index) this.counts.push(0);
     this.counts[index]!++;
   }
 
   /** The count of interval `index` (0 beyond the last event). */
   at(index: number): number {
-    return this.counts[index] ?? 0;
+    return index < DENSE_INTERVALS ? (this.counts[index] ?? 0) : (this.sparse.get(index) ?? 0);
+  }
+
+  /** The same counts over intervals `factor` times as long. */
+  coarsen(factor: number): IntervalCounter {
+    const coarse = new IntervalCounter(this.interval_s * factor);
+    const addCount = (index: number, count: number): void => {
+      const target = Math.floor(index / factor);
+      if (target < DENSE_INTERVALS) {
+        while (coarse.counts.length <= target) coarse.counts.push(0);
+        coarse.counts[target]! += count;
+      } else {
+        coarse.sparse.set(target, (coarse.sparse.get(target) ?? 0) + count);
+      }
+    };
+    this.counts.forEach((count, index) => {
+      if (count > 0) addCount(index, count);
+    });
+    for (const [index, count] of this.sparse) addCount(index, count);
+    return coarse;
   }
 }
+
+/**
+ * Most rows a timeline has. A run spanning more intervals (a trace with a long gap, or epoch
+ * timestamps counted from 1970) gets proportionally longer intervals instead of running out of memory.
+ */
+export const MAX_TIMELINE_ROWS = 100_000;
 
 /** Something that held resources from `start_s` to `end_s`, `weight` of them (1 instance, or a server's GPUs). */
 export interface Occupancy {
@@ -130,8 +166,20 @@ function occupancyPerInterval(
   return sums;
 }
 
+/** The interval a timeline over `input` uses: the configured one, widened to at most MAX_TIMELINE_ROWS rows. */
+export function timelineInterval(input: Pick<TimelineInput, "interval_s" | "warmup_s" | "end_s">): number {
+  const { interval_s: interval, warmup_s: warmup, end_s: end } = input;
+  const rows = Math.ceil(end / interval) - Math.floor(warmup / interval);
+  return rows > MAX_TIMELINE_ROWS ? interval * Math.ceil(rows / MAX_TIMELINE_ROWS) : interval;
+}
+
 export function buildTimeline(input: TimelineInput): TimelineRow[] {
-  const { interval_s: interval, columns, end_s: end } = input;
+  const { columns, end_s: end } = input;
+  const interval = timelineInterval(input);
+  const arrivals =
+    interval === input.interval_s
+      ? input.arrivals
+      : input.arrivals.coarsen(Math.round(interval / input.interval_s));
   const slo = input.slo ?? SPLITWISE_SLO;
   const first = Math.floor(input.warmup_s / interval);
   const rows = Math.max(0, Math.ceil(end / interval) - first);
@@ -183,7 +231,7 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
     const from = groupStart[row]!;
     const to = groupStart[row + 1]!;
     const completed = to - from;
-    const arrived = Math.max(input.arrivals.at(first + row), completed);
+    const arrived = Math.max(arrivals.at(first + row), completed);
     let meeting = 0;
     for (let k = from; k < to; k++) if (rowMeetsSlo(columns, order[k]!, slo)) meeting++;
     const [ttft50 = NaN, ttft90 = NaN, ttft99 = NaN] = quantilesOf(

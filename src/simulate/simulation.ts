@@ -67,6 +67,8 @@ export interface ServerAccounting {
 
 export interface SimulationOutcome {
   readonly arrived: number;
+  /** Arrival time of the first request (NaN when none arrived). */
+  readonly firstArrival_s: number;
   readonly completed: number;
   readonly endTime_s: number;
   readonly events: number;
@@ -217,7 +219,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       reused === undefined
         ? new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens)
         : reused.reuse(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
-    this.arrived++;
+    if (this.arrived++ === 0) this.firstArrival_s = request.arrivalTime;
     this.arrivedPromptTokens += request.promptTokens;
     this.observer.requestArrived?.(request);
     this.scheduleNextArrival();
@@ -332,6 +334,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     // reuses it (see SimRequest).
     this.finishedRequests.push(request);
   }
+
+  private firstArrival_s = Number.NaN;
 
   /** Finished requests kept for reuse; never more than were in flight at once. */
   private readonly finishedRequests: SimRequest[] = [];
@@ -468,6 +472,7 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     for (const flow of this.flows) kvRetries += flow.retries;
     return {
       arrived: this.arrived,
+      firstArrival_s: this.firstArrival_s,
       completed: this.completed,
       endTime_s: end,
       events: this.clock.eventsProcessed,

@@ -246,6 +246,41 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.doesNotMatch(quiet.stderr, /KV-aware/, "mixed_pool splits prefill and decode");
   });
 
+  void it("notes an empty workload and a trace with absolute timestamps, on stderr also with --json", async () => {
+    const epoch = write(
+      "epoch.csv",
+      `${SPLITWISE_HEADER}\n0,2,0,1700000000,1,100,5\n1,2,0,1700000010,1,100,5\n`,
+    );
+    const base = [
+      "simulate",
+      "--preset",
+      "azure-conv-baseline-h100",
+      "--no-progress",
+      "--no-charts",
+      "--json",
+    ];
+    const late = await cli(...base, "--trace", epoch, "--out", join(scratch, "epoch"));
+    assert.equal(late.code, 0, late.stderr);
+    assert.equal((JSON.parse(late.stdout) as { requests: { completed: number } }).requests.completed, 2);
+    assert.match(late.stderr, /note: the first request arrives at 1700000000 s .*set workload\.start_s/);
+    // The timeline of 54 years is cut to at most 100,000 rows, and says so.
+    assert.match(late.stderr, /note: timeline\.csv uses \d+ s intervals/);
+    const rows = readFileSync(join(scratch, "epoch", "timeline.csv"), "utf8")
+      .trim()
+      .split("\n");
+    assert.ok(rows.length <= 100_001, `${rows.length} lines`);
+
+    // --set workload.* shapes the --trace workload (it used to be dropped when --trace replaced it).
+    const rebased = await cli(...base, "--trace", epoch, "--set", "workload.start_s=1700000000");
+    assert.equal(rebased.code, 0, rebased.stderr);
+    assert.doesNotMatch(rebased.stderr, /first request arrives|timeline\.csv uses/);
+
+    const empty = write("header-only.csv", `${SPLITWISE_HEADER}\n`);
+    const none = await cli(...base, "--trace", empty, "--out", join(scratch, "empty"));
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stderr, /note: no request arrived/);
+  });
+
   void it("--no-charts writes timeline.csv but no chart", async () => {
     const out = join(scratch, "no-charts");
     const result = await cli(

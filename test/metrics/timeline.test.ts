@@ -3,7 +3,13 @@ import { describe, it } from "node:test";
 
 import { RequestMetricsCollector } from "../../src/metrics/collector.ts";
 import { percentiles } from "../../src/metrics/percentile.ts";
-import { buildTimeline, IntervalCounter, TIMELINE_COLUMNS, timelineCsv } from "../../src/metrics/timeline.ts";
+import {
+  buildTimeline,
+  IntervalCounter,
+  MAX_TIMELINE_ROWS,
+  TIMELINE_COLUMNS,
+  timelineCsv,
+} from "../../src/metrics/timeline.ts";
 import type { RequestRecord, UnloadedLatencyFn } from "../../src/metrics/types.ts";
 
 // Unloaded TTFT 0.1 s and TBT 0.01 s: the Splitwise per-request SLO is then TTFT <= 0.6 s, TBT <= 0.05 s.
@@ -156,5 +162,52 @@ void describe("timeline", () => {
   void it("refuses an interval that is not a positive number of seconds", () => {
     for (const bad of [0, -1, Number.NaN, Infinity])
       assert.throws(() => new IntervalCounter(bad), /positive/);
+  });
+});
+
+void describe("timeline of a run spanning years (a trace gap or epoch timestamps)", () => {
+  const records = [request(0, 1, 0.2, 5), request(1, 1e9, 0.2, 5), request(2, 1e9 + 30, 0.2, 5)];
+  const { collector, arrivals } = collect(records, [], 60);
+  const end = 1e9 + 40;
+  const rows = buildTimeline({
+    interval_s: 60,
+    warmup_s: 0,
+    end_s: end,
+    arrivals,
+    columns: collector.columns(),
+    instances: [{ start_s: 0, end_s: end, weight: 1 }],
+    servers: [{ start_s: 0, end_s: end, weight: 8 }],
+  });
+
+  void it(`widens the interval (a whole multiple of the configured one) to at most ${MAX_TIMELINE_ROWS} rows`, () => {
+    assert.ok(rows.length <= MAX_TIMELINE_ROWS && rows.length > MAX_TIMELINE_ROWS / 2, `${rows.length} rows`);
+    const interval = rows[0]!.end_s - rows[0]!.start_s;
+    assert.equal(interval % 60, 0);
+    assert.equal(rows.at(-1)!.end_s, end);
+  });
+
+  void it("still counts every arrival and adds up the GPU-hours", () => {
+    assert.equal(
+      rows.reduce((sum, row) => sum + row.arrived, 0),
+      3,
+    );
+    assert.equal(rows[0]!.arrived, 1);
+    assert.equal(rows.at(-1)!.arrived, 2);
+    const gpuHours = rows.reduce((sum, row) => sum + row.gpu_hours, 0);
+    assert.ok(Math.abs(gpuHours - (8 * end) / 3600) < 1e-6 * gpuHours);
+  });
+
+  void it("keeps far-off intervals in the counter without filling the ones between", () => {
+    const counter = new IntervalCounter(1);
+    counter.add(3);
+    counter.add(5e12);
+    counter.add(5e12 + 0.5);
+    assert.equal(counter.at(3), 1);
+    assert.equal(counter.at(5e12), 2);
+    assert.equal(counter.at(4), 0);
+    const coarse = counter.coarsen(1000);
+    assert.equal(coarse.interval_s, 1000);
+    assert.equal(coarse.at(0), 1);
+    assert.equal(coarse.at(5e9), 2);
   });
 });
