@@ -54,8 +54,40 @@ try {
     process.stderr.write(`splitscale: cannot run this configuration: ${error.message}\n`);
     process.exit(EXIT_FAILURE);
   }
+  const fileProblem = fileSystemProblem(error);
+  if (fileProblem !== undefined) {
+    process.stderr.write(`splitscale: ${fileProblem.message}\n`);
+    process.exit(fileProblem.badInput ? EXIT_USAGE : EXIT_FAILURE);
+  }
   process.stderr.write(
     `splitscale: run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
   );
   process.exit(EXIT_FAILURE);
+}
+
+/**
+ * A file or directory the user named that cannot be used (a trace that is a directory, an --out that
+ * is a file, a missing or unreadable path): said in one line, without a stack. Paths that exist but
+ * are the wrong kind, or missing, are bad input (exit 2); a full disk or I/O error fails the run.
+ */
+function fileSystemProblem(error: unknown): { message: string; badInput: boolean } | undefined {
+  const { code, path, syscall } = error as NodeJS.ErrnoException;
+  if (typeof code !== "string" || typeof path !== "string") return undefined;
+  const reasons: Record<string, string> = {
+    ENOENT: "no such file or directory",
+    EISDIR: "it is a directory, a file was expected",
+    ENOTDIR: "a part of the path is a file, a directory was expected",
+    EEXIST: "a file of that name exists, a directory was expected",
+    EACCES: "permission denied",
+    EPERM: "operation not permitted",
+  };
+  const reason = reasons[code];
+  const action =
+    syscall === "mkdir"
+      ? "create directory"
+      : syscall === "open" || syscall === "read"
+        ? "read"
+        : (syscall ?? "use");
+  if (reason !== undefined) return { message: `cannot ${action} ${path}: ${reason}`, badInput: true };
+  return { message: `cannot ${action} ${path}: ${(error as Error).message}`, badInput: false };
 }

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
-import { applyOverrides, readRawConfig, validateConfig, type LoadedConfig } from "../config/config.ts";
+import { applyOverrides, readConfigSource, validateConfig, type LoadedConfig } from "../config/config.ts";
 import { DEFAULT_PRESET, presetPath } from "../config/presets.ts";
 import { readSplitwiseConfig } from "../config/splitwise-compat.ts";
 import { UsageError } from "../errors.ts";
@@ -113,6 +113,7 @@ export function resolveSimulateConfig(options: SimulateOptions): {
   );
   if (sources.length > 1) throw new UsageError("use only one of --config, --preset and --splitwise-config");
   let raw: Record<string, unknown>;
+  let locate: ((path: PropertyKey[]) => string) | undefined;
   let source: string;
   let baseDir: string;
   let name: string;
@@ -125,14 +126,14 @@ export function resolveSimulateConfig(options: SimulateOptions): {
     baseDir = process.cwd();
     name = "splitwise-compat";
   } else if (options.config !== undefined) {
-    raw = readRawConfig(options.config);
+    ({ raw, locate } = readConfigSource(options.config));
     source = options.config;
     baseDir = resolve(options.config, "..");
     name = typeof raw.name === "string" ? raw.name : baseName(options.config);
   } else {
     const preset = options.preset ?? DEFAULT_PRESET;
     source = presetPath(preset);
-    raw = readRawConfig(source);
+    ({ raw, locate } = readConfigSource(source));
     baseDir = resolve(source, "..");
     name = preset;
   }
@@ -154,7 +155,7 @@ export function resolveSimulateConfig(options: SimulateOptions): {
       autoscaling !== null && typeof autoscaling === "object" ? (autoscaling as Record<string, unknown>) : {};
     raw.autoscaling = { ...block, policy_file: resolve(options.policyFile) };
   }
-  const config = validateConfig(raw, source);
+  const config = validateConfig(raw, source, locate, options.set);
   return { loaded: { config, baseDir, source }, name, upstream };
 }
 

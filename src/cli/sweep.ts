@@ -5,9 +5,15 @@ import { UsageError } from "../errors.ts";
 import { csvField } from "../metrics/summary.ts";
 import { renderSvg, svgToPng, sweepChartSpec } from "../report/charts.ts";
 import { formatTable } from "../report/table.ts";
-import { runComparison, runDirName, type ComparedPolicy, type PlannedRun } from "../simulate/compare.ts";
+import {
+  checkRunsCanStart,
+  runComparison,
+  runDirName,
+  type ComparedPolicy,
+  type PlannedRun,
+} from "../simulate/compare.ts";
 import { configNotes } from "../simulate/setup.ts";
-import { parseSweepAxis, sweepPoints, type SweepAxis } from "../simulate/sweep.ts";
+import { parseSweepAxis, sweepPoints, typedValue, type SweepAxis } from "../simulate/sweep.ts";
 import { ProgressReporter } from "./progress.ts";
 import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
 import { resolveSimulateConfig, type SimulateOptions } from "./simulate.ts";
@@ -183,6 +189,7 @@ async function sweepCommand(options: SweepOptions): Promise<void> {
       progress: false,
     }).loaded.config,
   }));
+  checkRunsCanStart(base.loaded, runs);
   for (const note of new Set(runs.flatMap((run) => configNotes(run.config))))
     process.stderr.write(`note: ${note}\n`);
   const outDir = options.out ?? join("out", `sweep-${base.name.replace(/[^A-Za-z0-9._-]+/g, "_")}`);
@@ -207,9 +214,12 @@ async function sweepCommand(options: SweepOptions): Promise<void> {
   const report = {
     config: base.loaded.source,
     seed: base.loaded.config.seed,
-    vary: axes,
+    vary: axes.map((axis) => ({ key: axis.key, values: axis.values.map(typedValue) })),
     set: options.set,
-    runs: rows.map((row) => ({ ...row.values, ...row.result })),
+    runs: rows.map((row) => ({
+      ...Object.fromEntries(Object.entries(row.values).map(([key, value]) => [key, typedValue(value)])),
+      ...row.result,
+    })),
   };
   const json = `${JSON.stringify(report, (_key, value: unknown) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2)}\n`;
   const files = ["sweep.json", "sweep.csv"];

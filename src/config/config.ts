@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseDocument, LineCounter } from "yaml";
 import { z } from "zod";
-import { ConfigError, UsageError, closestName } from "../errors.ts";
+import { UsageError, closestName } from "../errors.ts";
 import {
   clusterSchema,
   compatSchema,
@@ -22,7 +22,7 @@ export const simulationConfigSchema = z.strictObject({
   seed: z.int().nonnegative().default(0),
   model: z.string().default("bloom-176b"),
   cluster: clusterSchema.prefault({}),
-  start_state: startStateSchema.default({ type: "baseline", instance: {} as never }),
+  start_state: startStateSchema.prefault({ type: "baseline" }),
   scheduler: schedulerSchema.prefault({}),
   performance_model: performanceModelSchema.prefault({}),
   workload: workloadSchema,
@@ -53,17 +53,23 @@ export interface LoadedConfig {
 
 const TOP_LEVEL_KEYS = Object.keys(simulationConfigSchema.shape);
 
-/** Validates a parsed object; errors name the source, the key path, the line when known and a suggestion. */
+/**
+ * Validates a parsed object; errors name the source, the key path, the line when known and a
+ * suggestion. A key set by a `--set KEY=VALUE` override (in `overrides`) is blamed on that override,
+ * not on the file.
+ */
 export function validateConfig(
   raw: unknown,
   source: string,
   locate?: (path: PropertyKey[]) => string,
+  overrides: readonly string[] = [],
 ): SimulationConfig {
-  const result = simulationConfigSchema.safeParse(raw ?? {});
+  const result = simulationConfigSchema.safeParse(withDefaultScheduler(raw ?? {}));
   if (result.success) return foldApplications(result.data);
   const lines = result.error.issues.map((issue) => {
     const path = issue.path.map(String).join(".");
-    const where = locate?.(issue.path) ?? "";
+    const override = overrideFor(issue, overrides);
+    const where = override === undefined ? `${source}${locate?.(issue.path) ?? ""}` : `--set ${override}`;
     let message = issue.message;
     if (issue.code === "unrecognized_keys") {
       const hints = issue.keys.map((key) => {
@@ -73,9 +79,40 @@ export function validateConfig(
       });
       message = `unknown key ${hints.join(", ")}`;
     }
-    return `${source}${where}: ${path === "" ? "(top level)" : path}: ${message}`;
+    return `${where}: ${path === "" ? "(top level)" : path}: ${message}`;
   });
   throw new UsageError(`invalid config\n  ${lines.join("\n  ")}`);
+}
+
+/**
+ * The scheduler when none is named: mixed_pool (the Splitwise paper's) for a splitwise start state,
+ * token_jsq for co-located fleets, where a KV-shipping scheduler cannot run (so an empty config runs).
+ */
+function withDefaultScheduler(raw: unknown): unknown {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return raw;
+  const config = raw as Record<string, unknown>;
+  const scheduler = config.scheduler ?? {};
+  if (scheduler === null || typeof scheduler !== "object" || "name" in scheduler) return raw;
+  const startState = config.start_state as { type?: unknown } | undefined;
+  const name = startState?.type === "splitwise" ? "mixed_pool" : "token_jsq";
+  return { ...config, scheduler: { ...scheduler, name } };
+}
+
+/** The last `--set` override whose key is the issue's key, a key above it or (for unknown keys) below it. */
+function overrideFor(issue: z.core.$ZodIssue, overrides: readonly string[]): string | undefined {
+  const issuePath = issue.path.map(String);
+  const keys =
+    issue.code === "unrecognized_keys" ? issue.keys.map((key) => [...issuePath, key]) : [issuePath];
+  for (let i = overrides.length - 1; i >= 0; i--) {
+    const override = overrides[i]!;
+    const equals = override.indexOf("=");
+    if (equals <= 0) continue;
+    const setPath = override.slice(0, equals).split(".");
+    const covers = (key: readonly string[]): boolean =>
+      setPath.every((part, index) => index >= key.length || key[index] === part);
+    if (keys.some(covers)) return override;
+  }
+  return undefined;
 }
 
 /**
@@ -147,7 +184,14 @@ export function loadConfigFile(path: string): LoadedConfig {
   return parseConfigText(text, path, dirname(resolve(path)));
 }
 
-export function parseConfigText(text: string, source: string, baseDir: string): LoadedConfig {
+/** A YAML file's value and a way to find the line of a key path in it (`:LINE`, or "" when absent). */
+export interface YamlSource {
+  readonly value: unknown;
+  readonly locate: (path: PropertyKey[]) => string;
+}
+
+/** Parses YAML text; a syntax error names the source, line and column. */
+export function parseYamlSource(text: string, source: string): YamlSource {
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
   if (document.errors.length > 0) {
@@ -165,7 +209,12 @@ export function parseConfigText(text: string, source: string, baseDir: string): 
     }
     return "";
   };
-  const config = validateConfig(document.toJS(), source, locate);
+  return { value: document.toJS(), locate };
+}
+
+export function parseConfigText(text: string, source: string, baseDir: string): LoadedConfig {
+  const { value, locate } = parseYamlSource(text, source);
+  const config = validateConfig(value, source, locate);
   return { config, baseDir, source };
 }
 
@@ -202,19 +251,29 @@ export function applyOverrides(
 
 /** Raw (unvalidated) YAML object from a file, for layering overrides before validation. */
 export function readRawConfig(path: string): Record<string, unknown> {
+  return readConfigSource(path).raw;
+}
+
+/** A config file's raw (unvalidated) mapping and where its keys are, for errors naming lines. */
+export function readConfigSource(path: string): {
+  raw: Record<string, unknown>;
+  locate: (path: PropertyKey[]) => string;
+} {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
     throw new UsageError(`cannot read config ${path}: ${(error as Error).message}`);
   }
-  const document = parseDocument(text);
-  if (document.errors.length > 0) {
-    throw new UsageError(`${path}: YAML syntax error: ${document.errors[0]!.message.split("\n")[0]}`);
-  }
-  const value: unknown = document.toJS();
-  if (value === null || value === undefined) return {};
+  const { value, locate } = parseYamlSource(text, path);
+  if (value === null || value === undefined) return { raw: {}, locate };
   if (typeof value !== "object" || Array.isArray(value))
-    throw new ConfigError(`${path}: expected a mapping at the top level`);
-  return value as Record<string, unknown>;
+    throw new UsageError(
+      `${path}: expected a mapping of config keys at the top level, got ${describeYaml(value)}`,
+    );
+  return { raw: value as Record<string, unknown>, locate };
+}
+
+function describeYaml(value: unknown): string {
+  return Array.isArray(value) ? "a list" : `the ${typeof value} ${JSON.stringify(value)}`;
 }

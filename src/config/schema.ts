@@ -27,7 +27,9 @@ export const instanceSchema = z.strictObject(batchingFields);
 const orcaInstanceSchema = z.strictObject({
   ...batchingFields,
   batching: z
-    .literal("orca", { error: 'the orca start state runs ORCA batching (use type: baseline for "splitwise")' })
+    .literal("orca", {
+      error: 'the orca start state runs ORCA batching (use type: baseline for "splitwise")',
+    })
     .default("orca"),
 });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import { parse } from "yaml";
 import { z } from "zod";
 import { UsageError } from "../errors.ts";
+import { parseYamlSource } from "./config.ts";
 
 /**
  * Reads a resolved upstream splitwise-sim `config.yaml` (what Hydra writes into a run directory) and
@@ -141,5 +141,5 @@ export function readSplitwiseConfig(path: string): Record<string, unknown> {
   } catch (error) {
     throw new UsageError(`cannot read splitwise config ${path}: ${(error as Error).message}`);
   }
-  return translateSplitwiseConfig(parse(text), path);
+  return translateSplitwiseConfig(parseYamlSource(text, path).value, path);
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { CATALOG_DIR } from "../paths.ts";
-import { ConfigError, closestName, unknownNameMessage } from "../errors.ts";
+import { ConfigError, UsageError, closestName, unknownNameMessage } from "../errors.ts";
 
 const powerSchema = z.strictObject({
   idle: z.number().nonnegative(),
@@ -179,10 +179,11 @@ export function loadCatalog(): Catalog {
   return cached;
 }
 
+/** A catalog entry by name; an unknown name is bad input (exit 2) with a suggestion. */
 export function lookup<T>(table: ReadonlyMap<string, T>, kind: string, name: string, where: string): T {
   const value = table.get(name);
   if (value === undefined)
-    throw new ConfigError(`${where}: ${unknownNameMessage(kind, name, [...table.keys()])}`);
+    throw new UsageError(`${where}: ${unknownNameMessage(kind, name, [...table.keys()])}`);
   return value;
 }
 

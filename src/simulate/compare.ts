@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { autoscalingSchema } from "../config/autoscaling-schema.ts";
 import type { LoadedConfig, SimulationConfig } from "../config/config.ts";
-import { UsageError, unknownNameMessage } from "../errors.ts";
+import { ConfigError, UsageError, unknownNameMessage } from "../errors.ts";
 import type { TimelineRow } from "../metrics/timeline.ts";
 import type { ReplicaPoint } from "../report/charts.ts";
 import "../policy/builtin.ts";
@@ -113,9 +113,11 @@ export function planRuns(
         };
       } else {
         const known = [
-          ...listPolicies().map((policy) => policy.name),
-          ...Object.keys(autoscaling.variants),
-          "static",
+          ...new Set([
+            ...listPolicies().flatMap((policy) => [policy.name, ...(policy.aliases ?? [])]),
+            ...Object.keys(autoscaling.variants),
+            "static",
+          ]),
         ];
         if (
           argument === "" &&
@@ -146,22 +148,33 @@ export function planRuns(
     runs.push(run);
   }
   if (runs.length === 0) throw new UsageError("--policies: name at least one policy");
-  // Build every policy once here, so a bad name, config or policy file fails before any run starts.
-  for (const run of runs) {
-    const autoscalingConfig = run.config.autoscaling;
-    if (autoscalingConfig === undefined) continue;
-    const setup = buildSetup(run.config, loaded.baseDir, () => 0);
-    const context = policyContextFor(
-      run.config,
-      autoscalingConfig,
-      setup.catalog,
-      setup.model,
-      setup.perf,
-      loaded.source,
-    );
-    buildPolicy({ ...loaded, config: run.config }, autoscalingConfig, context);
-  }
+  checkRunsCanStart(loaded, runs);
   return { runs, ...(peak === undefined ? {} : { peak }) };
+}
+
+/**
+ * Builds every run's fleet and policy once, so a config that cannot run, a bad policy name, config
+ * or policy file fails before any run starts (naming the run), not after the others finished.
+ */
+export function checkRunsCanStart(loaded: LoadedConfig, runs: readonly PlannedRun[]): void {
+  for (const run of runs) {
+    try {
+      const setup = buildSetup(run.config, loaded.baseDir, () => 0);
+      const autoscalingConfig = run.config.autoscaling;
+      if (autoscalingConfig === undefined) continue;
+      const context = policyContextFor(
+        run.config,
+        autoscalingConfig,
+        setup.catalog,
+        setup.model,
+        setup.perf,
+        loaded.source,
+      );
+      buildPolicy({ ...loaded, config: run.config }, autoscalingConfig, context);
+    } catch (error) {
+      throw runError(run.label, error);
+    }
+  }
 }
 
 /** A directory name for a label (`rl:out/policy.json` → `rl_out_policy.json`). */
@@ -197,7 +210,12 @@ export async function runComparison(
           source: loaded.source,
           outDir: join(outDir, runDirName(run.label)),
         };
-        const output = (await pool.run({ task: "simulate/compare-task", input })) as CompareTaskOutput;
+        let output: CompareTaskOutput;
+        try {
+          output = (await pool.run({ task: "simulate/compare-task", input })) as CompareTaskOutput;
+        } catch (error) {
+          throw runError(run.label, error);
+        }
         options.onDone?.(run.label);
         return output;
       }),
@@ -205,4 +223,17 @@ export async function runComparison(
   } finally {
     await pool.destroy();
   }
+}
+
+/**
+ * A run's error, naming the run. Errors from a worker thread cross the thread boundary as plain
+ * errors with their name, so the user-facing kinds (bad input, a config that cannot run) are rebuilt
+ * to keep their exit codes and clean messages.
+ */
+function runError(label: string, error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(`run ${label}: ${String(error)}`);
+  const message = `run ${label}: ${error.message}`;
+  if (error.name === "ConfigError") return new ConfigError(message);
+  if (error.name === "UsageError" || error.name === "WorkloadError") return new UsageError(message);
+  return error;
 }

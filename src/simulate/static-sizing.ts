@@ -3,6 +3,7 @@ import { autoscalingSchema } from "../config/autoscaling-schema.ts";
 import { ConfigError } from "../errors.ts";
 import { lookup } from "../model/catalog.ts";
 import { decodeReplicas, prefillReplicas, slaConfigSchema, slaPerformance } from "../policy/sla.ts";
+import { parsePolicyConfig } from "../policy/registry.ts";
 import { planPools, poolCapacity } from "./autoscaling-setup.ts";
 import { buildSetup } from "./setup.ts";
 import { openConfiguredWorkload } from "./workload.ts";
@@ -30,7 +31,11 @@ interface WindowStats {
 export function peakFleet(loaded: LoadedConfig, window_s = 60): PeakFleet {
   const { config, baseDir } = loaded;
   const autoscaling = config.autoscaling ?? autoscalingSchema.parse({});
-  const sla = slaConfigSchema.parse(autoscaling.policy === "sla" ? autoscaling.policy_config : {});
+  const sla = parsePolicyConfig(
+    slaConfigSchema,
+    autoscaling.policy === "sla" ? autoscaling.policy_config : {},
+    `${loaded.source}: autoscaling.policy_config`,
+  );
   const setup = buildSetup(config, baseDir, () => 0);
   const windows: WindowStats[] = [];
   const source = openConfiguredWorkload(config, baseDir);

@@ -1,3 +1,4 @@
+import { parse } from "yaml";
 import { UsageError } from "../errors.ts";
 
 /**
@@ -88,4 +89,19 @@ function shortNames(keys: readonly string[]): string[] {
     }
     return key;
   });
+}
+
+/**
+ * A value as its config key receives it (`--set` parses values as YAML): `4` is a number, `true` a
+ * boolean, `token_jsq` a string. sweep.json stores values this way so they load as typed columns.
+ */
+export function typedValue(text: string): unknown {
+  try {
+    const value: unknown = parse(text);
+    return typeof value === "number" || typeof value === "boolean" || typeof value === "string"
+      ? value
+      : text;
+  } catch {
+    return text;
+  }
 }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { gunzipSync } from "node:zlib";
 import { WorkloadError } from "./errors.ts";
@@ -51,9 +51,16 @@ export class LineReader implements Iterable<readonly [lineNumber: number, text: 
         this.inflated = gunzipSync(readFileSync(path));
       } else {
         this.fd = openSync(path, "r");
+        // Opening a directory succeeds on Linux; only the first read would fail (EISDIR).
+        if (fstatSync(this.fd).isDirectory()) {
+          closeSync(this.fd);
+          this.fd = undefined;
+          throw new WorkloadError({ file: path }, "is a directory, expected a trace file");
+        }
         this.buffer = Buffer.allocUnsafe(this.chunkSize);
       }
     } catch (error) {
+      if (error instanceof WorkloadError) throw error;
       throw new WorkloadError({ file: path }, `cannot read file: ${describeError(error)}`);
     }
   }

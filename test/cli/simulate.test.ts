@@ -4,7 +4,15 @@
  * independent invocations run two at a time.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -144,13 +152,16 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.equal(noEquals.code, EXIT_USAGE);
     assert.match(noEquals.stderr, /--set expects key=value, got "scheduler.name"/);
     assert.equal(badValue.code, EXIT_USAGE, badValue.stderr);
-    assert.match(badValue.stderr, /start_state\.instance\.max_batch_size/);
-    assert.match(badValue.stderr, /azure-conv-baseline-h100\.yaml/);
+    // The bad value came from --set, so the override is named rather than the preset file.
+    assert.match(
+      badValue.stderr,
+      /--set start_state\.instance\.max_batch_size=abc: start_state\.instance\.max_batch_size/,
+    );
     assert.equal(needsTrace.code, EXIT_USAGE);
     assert.match(needsTrace.stderr, /--splitwise-config needs --trace/);
   });
 
-  void it("treats an unknown scheduler name as a bad config value (exit 2, naming the file)", async () => {
+  void it("treats an unknown scheduler name as a bad config value (exit 2, naming where it was set)", async () => {
     const result = await cli(
       "simulate",
       "--preset",
@@ -161,7 +172,14 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     );
     assert.equal(result.code, EXIT_USAGE);
     assert.match(result.stderr, /did you mean "token_jsq"/i);
-    assert.match(result.stderr, /azure-conv-baseline-h100\.yaml/);
+    assert.match(result.stderr, /--set scheduler\.name=tokn_jsq: scheduler\.name/);
+    const inFile = await cli(
+      "simulate",
+      "--config",
+      write("bad-scheduler.yaml", "scheduler:\n  name: tokn_jsq\n"),
+    );
+    assert.equal(inFile.code, EXIT_USAGE);
+    assert.match(inFile.stderr, /bad-scheduler\.yaml:2: scheduler\.name: unknown scheduler "tokn_jsq"/);
   });
 
   void it("--json prints the summary; --out gets summary.json, a one-row summary.csv and requests.csv", async () => {
@@ -279,6 +297,21 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     const none = await cli(...base, "--trace", empty, "--out", join(scratch, "empty"));
     assert.equal(none.code, 0, none.stderr);
     assert.match(none.stderr, /note: no request arrived/);
+  });
+
+  void it("says in one line when a path is the wrong kind: a trace that is a directory, an --out that is a file", async () => {
+    const directory = join(scratch, "a-directory");
+    mkdirSync(directory, { recursive: true });
+    const file = write("a-file", "x");
+    const [traceIsDirectory, outIsFile] = await Promise.all([
+      cli("simulate", "--preset", "azure-conv-baseline-h100", "--trace", directory, "--no-progress"),
+      cli("simulate", "--preset", "azure-conv-baseline-h100", ...SMALL, "--out", file),
+    ]);
+    assert.equal(traceIsDirectory.code, EXIT_USAGE, traceIsDirectory.stderr);
+    assert.match(traceIsDirectory.stderr, /a-directory: is a directory, expected a trace file/);
+    assert.equal(outIsFile.code, EXIT_USAGE, outIsFile.stderr);
+    assert.match(outIsFile.stderr, /cannot create directory .*a-file: a file of that name exists/);
+    for (const result of [traceIsDirectory, outIsFile]) assert.doesNotMatch(result.stderr, /\n\s+at /);
   });
 
   void it("--no-charts writes timeline.csv but no chart", async () => {

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { cli, EXIT_USAGE, parseCsv } from "./helpers.ts";
+import { cli, EXIT_FAILURE, EXIT_USAGE, parseCsv } from "./helpers.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "splitscale-sweep-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -25,11 +25,12 @@ void describe("splitscale sweep", () => {
     );
     assert.equal(result.code, 0, result.stderr);
     const report = JSON.parse(result.stdout) as {
-      runs: { "cluster.servers.0.count": string; gpu_hours: number; requests: { completed: number } }[];
+      runs: { "cluster.servers.0.count": number; gpu_hours: number; requests: { completed: number } }[];
     };
+    // Values are typed as the config receives them (numbers load as numeric columns in pandas).
     assert.deepEqual(
       report.runs.map((run) => run["cluster.servers.0.count"]),
-      ["4", "2"],
+      [4, 2],
     );
     for (const run of report.runs) assert.equal(run.requests.completed, 200);
     // Each run is an ordinary simulate run; the sweep's numbers are its summary's.
@@ -65,5 +66,17 @@ void describe("splitscale sweep", () => {
     const clash = await cli("sweep", ...SMALL, "--vary", "scheduler.name=a/b,a_b");
     assert.equal(clash.code, EXIT_USAGE);
     assert.match(clash.stderr, /would share the run directory/);
+  });
+
+  void it("refuses a combination that cannot run before any run starts, naming it (exit 3)", async () => {
+    const out = join(scratch, "cannot-run");
+    const result = await cli("sweep", ...SMALL, "--vary", "scheduler.name=jsq,mixed_pool", "--out", out);
+    assert.equal(result.code, EXIT_FAILURE, result.stderr);
+    assert.match(
+      result.stderr,
+      /cannot run this configuration: run name=mixed_pool: .*needs start_state\.type: splitwise/,
+    );
+    assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+    assert.ok(!existsSync(out), "no run started");
   });
 });
