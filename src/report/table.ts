@@ -122,6 +122,10 @@ export function formatSummaryTable(summary: RunSummary, options: Pick<TableOptio
     ["requests arrived", String(requests.arrived)],
     ["requests completed", String(requests.completed)],
     ["requests unfinished", String(requests.unfinished)],
+    // Shown only when it happens: requests larger than any instance's KV cache (SLO misses).
+    ...(requests.rejected > 0
+      ? [["requests refused (KV cache too small)", String(requests.rejected)] as [string, string]]
+      : []),
     ["requests measured", `${requests.measured} (warm-up ${requests.warmup_s} s)`],
     ["SLO attainment", orDash(slo.attainment, (value) => `${(value * 100).toFixed(2)} %`)],
     ["meets Splitwise SLO", slo.meets_splitwise_slo ? "yes" : "no"],

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { Rng } from "../core/rng.ts";
@@ -68,6 +68,26 @@ export interface RunResult {
   readonly files: readonly string[];
 }
 
+/**
+ * Outputs a run writes only sometimes (with --requests, charts, autoscaling or --splitwise-config).
+ * A rerun into the same directory removes them first, so what is there afterwards is one run's.
+ */
+const OPTIONAL_OUTPUTS = [
+  "requests.csv",
+  "timeline.svg",
+  "timeline.png",
+  "replicas.csv",
+  "decisions.csv",
+  "scaling_events.csv",
+  join("upstream", "summary.csv"),
+  join("upstream", "detailed", "0.csv"),
+  join("upstream", "request_nodes.csv"),
+];
+
+function removeStaleOutputs(outDir: string): void {
+  for (const file of OPTIONAL_OUTPUTS) rmSync(join(outDir, file), { force: true });
+}
+
 /** Stable hash of the resolved config, recorded in every summary so results trace back to inputs. */
 export function configHash(loaded: LoadedConfig): string {
   return createHash("sha256").update(JSON.stringify(loaded.config)).digest("hex").slice(0, 16);
@@ -100,7 +120,10 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
   const unloaded = (promptTokens: number) => unloadedModel.unloaded(promptTokens);
 
   const files: string[] = [];
-  if (options.outDir !== undefined) mkdirSync(options.outDir, { recursive: true });
+  if (options.outDir !== undefined) {
+    mkdirSync(options.outDir, { recursive: true });
+    removeStaleOutputs(options.outDir);
+  }
   const requestsWriter =
     options.outDir !== undefined && options.writeRequests === true
       ? new RequestsCsvWriter(join(options.outDir, "requests.csv"))
@@ -163,6 +186,14 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     options.onAutoscalingAttached?.(autoscaling);
   } else if (options.policy !== undefined) {
     throw new ConfigError("a policy was given but the config has no autoscaling section");
+  } else if (simulation.cluster.instances.length === 0) {
+    // Nothing would ever serve a request: every arrival would wait until the stall timeout.
+    const servers = config.cluster.servers.reduce((sum, group) => sum + group.count, 0);
+    const why =
+      servers === 0
+        ? "cluster.servers has 0 servers"
+        : `start_state.type ${config.start_state.type} places none`;
+    throw new ConfigError(`the fleet has no instances (${why}) and no autoscaling section to add them`);
   }
   const progressEvery = options.progressEvery ?? 200_000;
   if (options.onProgress === undefined) {

@@ -121,6 +121,18 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.match(result.stderr, /weights/);
   });
 
+  void it("refuses a fixed fleet with no instances (exit 3)", async () => {
+    const result = await cli(
+      "simulate",
+      "--preset",
+      "azure-conv-baseline-h100",
+      "--set",
+      "cluster.servers.0.count=0",
+    );
+    assert.equal(result.code, EXIT_FAILURE, result.stderr);
+    assert.match(result.stderr, /the fleet has no instances \(cluster\.servers has 0 servers\)/);
+  });
+
   void it("refuses more Splitwise instances than servers (exit 3)", async () => {
     const result = await cli(
       "simulate",
@@ -312,6 +324,19 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.equal(outIsFile.code, EXIT_USAGE, outIsFile.stderr);
     assert.match(outIsFile.stderr, /cannot create directory .*a-file: a file of that name exists/);
     for (const result of [traceIsDirectory, outIsFile]) assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+
+  void it("a rerun into the same --out leaves no file of the earlier run behind", async () => {
+    const out = join(scratch, "rerun");
+    const common = ["simulate", "--preset", "azure-conv-baseline-h100", ...SMALL, "--out", out];
+    const first = await cli(...common, "--requests");
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(existsSync(join(out, "requests.csv")) && existsSync(join(out, "timeline.png")));
+    const second = await cli(...common, "--no-charts");
+    assert.equal(second.code, 0, second.stderr);
+    assert.ok(!existsSync(join(out, "requests.csv")), "requests.csv of the first run");
+    assert.ok(!existsSync(join(out, "timeline.png")), "timeline.png of the first run");
+    assert.ok(existsSync(join(out, "summary.json")));
   });
 
   void it("--no-charts writes timeline.csv but no chart", async () => {

@@ -53,4 +53,7 @@ void test("formatSummaryTable shows latencies in ms and the SLO attainment", () 
   assert.match(text, /SLO attainment\s+│\s+100\.00 %/);
   assert.match(text, /\$9\.50/);
   assert.match(text, /energy\s+│\s+-/);
+  assert.doesNotMatch(text, /refused/, "no refusal row when nothing was refused");
+  const refused = formatSummaryTable(buildRunSummary({ collector, rejected: 3, wall_s: 0.5 }));
+  assert.match(refused, /requests refused \(KV cache too small\)\s+│\s+3/);
 });
