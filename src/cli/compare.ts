@@ -30,7 +30,7 @@ export function registerCompareCommand(program: Command): void {
     )
     .requiredOption(
       "--policies <list>",
-      "comma-separated: policy names (`splitscale policies`), static, static:config, variants, name:FILE",
+      "comma-separated: policy names (`splitscale policies`), names of the config's autoscaling.variants, variants (all of them), static, static:config, name:FILE",
     );
   addBaseConfigOptions(command, "azure-conv-autoscale")
     .option("-o, --out <dir>", "output directory (default: out/compare-<config name>)")

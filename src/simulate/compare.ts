@@ -64,6 +64,7 @@ export interface PlannedRun {
  * - `static:config`: the config's own start-state fleet, unchanged;
  * - a policy name (`splitscale policies` lists them) or a variant the config defines under
  *   `autoscaling.variants`;
+ * - `variants`: every variant under `autoscaling.variants`;
  * - `name:FILE`: the policy in a policy file (splitscale policy YAML, or MatrixInfer/Kthena YAML).
  */
 export function planRuns(
@@ -75,7 +76,12 @@ export function planRuns(
   const runs: PlannedRun[] = [];
   let peak: PeakFleet | undefined;
   const labels = new Set<string>();
-  for (const entry of entries) {
+  // `variants` stands for every variant the config defines, in the order it defines them.
+  const variantNames = Object.keys(autoscaling.variants);
+  if (entries.includes("variants") && variantNames.length === 0)
+    throw new UsageError("--policies variants: the config defines no autoscaling.variants");
+  const expanded = entries.flatMap((entry) => (entry === "variants" ? variantNames : [entry]));
+  for (const entry of expanded) {
     const [name = "", ...rest] = entry.split(":");
     const argument = rest.join(":");
     let run: PlannedRun;

@@ -44,6 +44,23 @@ void describe("compare --policies", () => {
     assert.equal(runs[2]!.config.autoscaling?.policy, "hpa");
   });
 
+  void it("expands `variants` to every variant the config defines, in order", () => {
+    const withVariants = load({
+      ...SPLIT,
+      autoscaling: {
+        policy: "sla",
+        variants: { "hpa-a": { policy: "hpa" }, "kpa-b": { policy: "kpa" } },
+      },
+    });
+    const { runs } = planRuns(withVariants, ["sla", "variants"]);
+    assert.deepEqual(
+      runs.map((run) => run.label),
+      ["sla", "hpa-a", "kpa-b"],
+    );
+    assert.equal(runs[2]!.config.autoscaling?.policy, "kpa");
+    assert.throws(() => planRuns(load(SPLIT), ["variants"]), /defines no autoscaling\.variants/);
+  });
+
   void it("refuses an unknown policy with a suggestion, and a label listed twice", () => {
     assert.throws(
       () => planRuns(load(SPLIT), ["hpx"]),
