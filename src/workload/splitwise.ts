@@ -1,5 +1,7 @@
 import { CsvRow, locateColumns } from "./csv.ts";
+import { WorkloadError } from "./errors.ts";
 import { TraceReader, type TraceReaderOptions } from "./trace-reader.ts";
+import { UniqueIds } from "./unique-ids.ts";
 
 const REQUIRED = ["arrival_timestamp", "prompt_size", "token_size"] as const;
 const OPTIONAL = ["request_id", "request_type", "application_id", "batch_size", "workload_type"] as const;
@@ -17,7 +19,8 @@ export const SPLITWISE_COLUMNS = [
  * Upstream splitwise-sim traces
  * (`request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size[,workload_type]`).
  * Raw trace time is `arrival_timestamp` in seconds; ids come from `request_id` when present, else
- * the 0-based row index. Numbers may be written as floats (`4096.0`), as pandas writes them.
+ * the 0-based row index, and must be unique. Numbers may be written as floats (`4096.0`), as pandas
+ * writes them.
  */
 export class SplitwiseTraceReader extends TraceReader {
   private readonly row: CsvRow;
@@ -27,6 +30,7 @@ export class SplitwiseTraceReader extends TraceReader {
   private readonly idColumn: number | undefined;
   private readonly lastColumn: number;
   private rowIndex = 0;
+  private readonly ids = new UniqueIds();
 
   constructor(path: string, options: TraceReaderOptions = {}) {
     super(path, options, { timeField: "arrival_timestamp", fieldKind: "column" });
@@ -65,8 +69,16 @@ export class SplitwiseTraceReader extends TraceReader {
       "token_size",
       "every request generates at least one token (the simulator cannot run a request with 0)",
     );
-    this.rowId =
-      this.idColumn === undefined ? this.rowIndex : row.nonNegativeInteger(this.idColumn, "request_id");
+    if (this.idColumn === undefined) this.rowId = this.rowIndex;
+    else {
+      this.rowId = row.nonNegativeInteger(this.idColumn, "request_id");
+      if (!this.ids.add(this.rowId)) {
+        throw new WorkloadError(
+          { file: this.file, line, field: "request_id" },
+          `request_id ${this.rowId} appears twice; ids must be unique (requests.csv and the upstream outputs are keyed by them)`,
+        );
+      }
+    }
     this.rowIndex++;
   }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WorkloadError, openTrace, readAllRequests, type TraceFormat } from "../../src/workload/index.ts";
+import { UniqueIds } from "../../src/workload/unique-ids.ts";
 import { tempDir, writeFixture } from "./helpers.ts";
 
 const dir = tempDir();
@@ -158,6 +159,22 @@ const cases: BadRow[] = [
     message: /goes backwards/,
   },
   {
+    name: "splitwise request_id repeated",
+    format: "splitwise",
+    content: SPLITWISE_HEADER + "7,2,0,1.0,1,10,2\n8,2,0,1.5,1,10,2\n7,2,0,2.0,1,10,2\n",
+    line: 4,
+    field: "request_id",
+    message: /request_id 7 appears twice; ids must be unique/,
+  },
+  {
+    name: "splitwise request_id repeated, large ids",
+    format: "splitwise",
+    content: SPLITWISE_HEADER + "3000000000,2,0,1.0,1,10,2\n5,2,0,1.5,1,10,2\n3000000000,2,0,2.0,1,10,2\n",
+    line: 4,
+    field: "request_id",
+    message: /request_id 3000000000 appears twice/,
+  },
+  {
     name: "Mooncake bad hash ids",
     format: "mooncake",
     content: '{"timestamp": 10, "input_length": 5, "output_length": 1, "hash_ids": [1, "a"]}\n',
@@ -250,5 +267,17 @@ void describe("header errors name the file and the expected columns", () => {
       (error: unknown) =>
         error instanceof WorkloadError && error.file === path && /empty/.test(error.message),
     );
+  });
+});
+
+void describe("UniqueIds", () => {
+  void it("accepts each id once, across the bitset's growth and the large-id set", () => {
+    const ids = new UniqueIds();
+    for (const id of [0, 31, 32, 1_000_000, 2 ** 27 - 1, 2 ** 27, 2 ** 40]) {
+      assert.equal(ids.add(id), true, `first ${id}`);
+      assert.equal(ids.add(id), false, `second ${id}`);
+    }
+    assert.equal(ids.add(1), true);
+    assert.equal(ids.add(999_999), true);
   });
 });
