@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { applyOverrides, readConfigSource, validateConfig, type LoadedConfig } from "../config/config.ts";
@@ -171,26 +171,35 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
     return;
   }
   const outDir = options.out ?? join("out", name.replace(/[^A-Za-z0-9._-]+/g, "_"));
+  const createdOutDir = !existsSync(outDir);
   mkdirSync(outDir, { recursive: true });
   for (const note of configNotes(loaded.config)) process.stderr.write(`note: ${note}\n`);
 
   const progress = new ProgressReporter("simulate", options.progress && options.json !== true);
   const upstreamOutputs = upstream ? new UpstreamOutputs() : undefined;
-  const result = runSimulation(loaded, {
-    outDir,
-    writeRequests: options.requests === true,
-    ...(upstreamOutputs === undefined
-      ? {}
-      : { onRecord: upstreamOutputs.onRecord, onRequestCompleted: upstreamOutputs.onRequestCompleted }),
-    onProgress: (state) => {
-      const fraction = state.arrived === 0 ? 0 : state.completed / Math.max(state.arrived, 1);
-      progress.update(fraction, {
-        sim: state.sim_time_s.toFixed(0),
-        completed: state.completed,
-        arrived: state.arrived,
-      });
-    },
-  });
+  let result: RunResult;
+  try {
+    result = runSimulation(loaded, {
+      outDir,
+      writeRequests: options.requests === true,
+      ...(upstreamOutputs === undefined
+        ? {}
+        : { onRecord: upstreamOutputs.onRecord, onRequestCompleted: upstreamOutputs.onRequestCompleted }),
+      onProgress: (state) => {
+        const fraction = state.arrived === 0 ? 0 : state.completed / Math.max(state.arrived, 1);
+        progress.update(fraction, {
+          sim: state.sim_time_s.toFixed(0),
+          completed: state.completed,
+          arrived: state.arrived,
+        });
+      },
+    });
+  } catch (error) {
+    progress.stop();
+    // A run that could not start leaves no empty output directory behind.
+    if (createdOutDir && readdirSync(outDir).length === 0) rmdirSync(outDir);
+    throw error;
+  }
   progress.stop();
   const files = [...result.files];
   if (upstreamOutputs !== undefined) files.push(...upstreamOutputs.write(outDir));

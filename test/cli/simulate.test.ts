@@ -316,7 +316,16 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     mkdirSync(directory, { recursive: true });
     const file = write("a-file", "x");
     const [traceIsDirectory, outIsFile] = await Promise.all([
-      cli("simulate", "--preset", "azure-conv-baseline-h100", "--trace", directory, "--no-progress"),
+      cli(
+        "simulate",
+        "--preset",
+        "azure-conv-baseline-h100",
+        "--trace",
+        directory,
+        "--no-progress",
+        "--out",
+        join(scratch, "never-created"),
+      ),
       cli("simulate", "--preset", "azure-conv-baseline-h100", ...SMALL, "--out", file),
     ]);
     assert.equal(traceIsDirectory.code, EXIT_USAGE, traceIsDirectory.stderr);
@@ -324,6 +333,7 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.equal(outIsFile.code, EXIT_USAGE, outIsFile.stderr);
     assert.match(outIsFile.stderr, /cannot create directory .*a-file: a file of that name exists/);
     for (const result of [traceIsDirectory, outIsFile]) assert.doesNotMatch(result.stderr, /\n\s+at /);
+    assert.ok(!existsSync(join(scratch, "never-created")), "a run that failed leaves no empty --out");
   });
 
   void it("a rerun into the same --out leaves no file of the earlier run behind", async () => {
