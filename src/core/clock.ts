@@ -68,4 +68,12 @@ export class Clock {
   run(until_s = Infinity): void {
     while (this.step(until_s));
   }
+
+  /** Moves time forward to `time_s` without firing anything (no event may be due before it). */
+  advanceTo(time_s: number): void {
+    if (time_s < this.now) throw new RangeError(`cannot move time back from ${this.now} to ${time_s}`);
+    if (this.queue.peekTime() < time_s)
+      throw new RangeError(`an event is due at ${this.queue.peekTime()}, before ${time_s}`);
+    this.now = time_s;
+  }
 }

@@ -186,6 +186,15 @@ export class Instance implements EventTarget {
     return this.batchCount > 0 ? this.busyTime + (now - this.runTimestamp) : this.busyTime;
   }
 
+  /** Seconds spent on batches with a prefill and on decode-only batches, up to `now` (the running one included). */
+  phaseBusyAt(now: number): { prefill_s: number; decode_s: number } {
+    const running = this.iterationEvent === NO_EVENT ? 0 : Math.max(0, now - this.iterationStartedAt);
+    return {
+      prefill_s: this.prefillBusyTime + (this.iterationHasPrompt ? running : 0),
+      decode_s: this.decodeBusyTime + (this.iterationHasPrompt ? 0 : running),
+    };
+  }
+
   /** KV-cache bytes in use as a fraction of what is left after the weights. */
   get kvCacheUsage(): number {
     const capacity = this.maxMemory - this.weightsBytes;

@@ -161,7 +161,16 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   /** Advances by at most `maxEvents` events; returns false when the run is over. */
   runSome(maxEvents: number, until_s = this.setup.endTime_s): boolean {
     const clock = this.clock;
-    for (let i = 0; i < maxEvents; i++) if (this.finished || !clock.step(until_s)) return false;
+    for (let i = 0; i < maxEvents; i++) {
+      if (this.finished) return false;
+      if (!clock.step(until_s)) {
+        // Stopped by the end time with work still under way (a decode run is one event that may
+        // end long after it): the run ends at the end time, so servers are billed and busy time
+        // counted up to it, not to the last event before it.
+        if (clock.pendingEvents > 0 && clock.now < until_s) clock.advanceTo(until_s);
+        return false;
+      }
+    }
     return !this.checkStall();
   }
 
@@ -416,21 +425,18 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     const end = this.clock.now;
     const instances: InstanceAccounting[] = [];
     let energyJoules = 0;
-    const gpusWithInstances = new Map<number, number>();
     for (const instance of this.cluster.instances) {
       const lifetime = (instance.removedAt >= 0 ? instance.removedAt : end) - instance.createdAt;
-      const busy = instance.busyTime;
+      // Including the batch running at the end (a run stopped by its end time).
+      const busy = instance.busyTimeAt(end);
+      const { prefill_s: prefill, decode_s: decode } = instance.phaseBusyAt(end);
       const processor = this.setup.catalog.processors.get(instance.name)!;
-      const idle = Math.max(0, lifetime - instance.prefillBusyTime - instance.decodeBusyTime);
+      // Every GPU of a server draws idle power for the server's lifetime (below); a busy GPU draws
+      // its phase's power instead, so each busy second adds the difference.
       energyJoules +=
         instance.numGpus *
-        (processor.power_w.idle * idle +
-          processor.power_w.prompt * instance.prefillBusyTime +
-          processor.power_w.token * instance.decodeBusyTime);
-      gpusWithInstances.set(
-        instance.serverId,
-        (gpusWithInstances.get(instance.serverId) ?? 0) + instance.numGpus,
-      );
+        ((processor.power_w.prompt - processor.power_w.idle) * prefill +
+          (processor.power_w.token - processor.power_w.idle) * decode);
       instances.push({
         id: instance.id,
         label: instance.label,
@@ -441,8 +447,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
         removed_s: instance.removedAt >= 0 ? instance.removedAt : null,
         lifetime_s: lifetime,
         busy_s: busy,
-        prefill_s: instance.prefillBusyTime,
-        decode_s: instance.decodeBusyTime,
+        prefill_s: prefill,
+        decode_s: decode,
         utilization: lifetime > 0 ? busy / lifetime : 0,
         peak_memory_fraction: instance.peakMemory / instance.maxMemory,
         preemptions: instance.preemptions,
@@ -463,10 +469,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
       const lifetime = (server.removedAt >= 0 ? server.removedAt : end) - server.createdAt;
       gpuSeconds += server.sku.gpus * lifetime;
       costUsd += (server.sku.cost_per_hour_usd * lifetime) / 3600;
-      // GPUs of a server that host no instance still draw idle power.
-      const unused = server.sku.gpus - (gpusWithInstances.get(server.id) ?? 0);
       const processor = this.setup.catalog.processors.get(server.sku.processor)!;
-      energyJoules += unused * processor.power_w.idle * lifetime;
+      energyJoules += server.sku.gpus * processor.power_w.idle * lifetime;
     }
     let kvRetries = this.kvRetries;
     for (const flow of this.flows) kvRetries += flow.retries;

@@ -187,7 +187,44 @@ void describe("conservation", () => {
     assert.equal(summary.requests.arrived, summary.requests.completed + summary.requests.unfinished);
     assert.ok(summary.requests.unfinished > 0, "the load leaves requests in flight at the end");
     assert.ok(summary.requests.completed > 0);
-    assert.ok(outcome.endTime_s <= end, `simulation ran to ${outcome.endTime_s}`);
+    assert.equal(outcome.endTime_s, end, "the run ends at the end time, with work under way");
+  });
+
+  void it("a run stopped by end_time_s bills servers and counts busy time up to the end time", () => {
+    // One request at t = 1 decoding 2,000 tokens (about 70 s) on one of four co-located instances:
+    // its decode is a single event far past the end time.
+    const path = join(scratch, "long-decode.csv");
+    writeFileSync(
+      path,
+      "request_id,request_type,application_id,arrival_timestamp,batch_size,prompt_size,token_size\n" +
+        "0,2,0,1.0,1,512,2000\n",
+    );
+    const end = 60;
+    const loaded = load({
+      ...COLOCATED,
+      cluster: { servers: [{ sku: "dgx-h100", count: 4 }] },
+      scheduler: { name: "token_jsq" },
+      workload: { type: "trace", path, format: "splitwise" },
+      end_time_s: end,
+    });
+    const { summary, outcome } = runSimulation(loaded);
+    assert.equal(outcome.endTime_s, end);
+    assert.equal(summary.requests.unfinished, 1);
+    assert.ok(Math.abs(outcome.gpuSeconds - 4 * 8 * end) < 1e-9, `GPU-seconds ${outcome.gpuSeconds}`);
+    const busy = outcome.instances.find((instance) => instance.busy_s > 0)!;
+    assert.ok(Math.abs(busy.busy_s - (end - 1)) < 1e-9, `busy ${busy.busy_s} s`);
+    assert.ok(Math.abs(busy.prefill_s + busy.decode_s - busy.busy_s) < 1e-9, "phases add up to busy time");
+    assert.ok(busy.decode_s > 50, `decode ${busy.decode_s} s`);
+    // Energy: every GPU idles for the run, and the busy instance's GPUs draw their phase's power.
+    const power = loadCatalog().processors.get("h100-80gb")!.power_w;
+    const expected =
+      (4 * 8 * power.idle * end +
+        8 * ((power.prompt - power.idle) * busy.prefill_s + (power.token - power.idle) * busy.decode_s)) /
+      3.6e6;
+    assert.ok(
+      Math.abs(outcome.energyKwh - expected) < 1e-9 * expected,
+      `${outcome.energyKwh} vs ${expected}`,
+    );
   });
 });
 
