@@ -41,11 +41,16 @@ export interface ScalingSummary {
   readonly decisions: number;
   readonly max_replicas: number;
   readonly final_replicas: number;
-  /** GPU-seconds spent per instance state: starting (paid, not serving), active, draining. */
+  /**
+   * Billed GPU-seconds by what they did: the GPUs of starting (paid, not serving), active and
+   * draining instances, and `unassigned` GPUs of provisioned servers that no instance ran on. The
+   * four add up to `gpu_hours` × 3600.
+   */
   readonly gpu_seconds_by_state: {
     readonly starting: number;
     readonly active: number;
     readonly draining: number;
+    readonly unassigned: number;
   };
 }
 

@@ -29,7 +29,12 @@ export interface ComparedPolicy {
   readonly e2e_s: { mean: number; p50: number; p90: number; p99: number };
   readonly scale_events: number;
   readonly max_replicas: number;
-  readonly gpu_seconds_by_state: { starting: number; active: number; draining: number } | null;
+  readonly gpu_seconds_by_state: {
+    starting: number;
+    active: number;
+    draining: number;
+    unassigned: number;
+  } | null;
   readonly requests: { arrived: number; completed: number };
   readonly wall_s: number | null;
   readonly out_dir: string;

@@ -320,7 +320,7 @@ function scalingSummary(
       decisions: 0,
       max_replicas: count,
       final_replicas: count,
-      gpu_seconds_by_state: { starting: 0, active, draining: 0 },
+      gpu_seconds_by_state: withUnassigned({ starting: 0, active, draining: 0 }, outcome.gpuSeconds),
     };
   }
   const { manager, controller } = autoscaling;
@@ -336,8 +336,22 @@ function scalingSummary(
     decisions: controller.decisions.length,
     max_replicas: Math.max(final, autoscaling.initialReplicas, ...byTime.values()),
     final_replicas: final,
-    gpu_seconds_by_state: manager.gpuSecondsByState(),
+    gpu_seconds_by_state: withUnassigned(manager.gpuSecondsByState(), outcome.gpuSeconds),
   };
+}
+
+/**
+ * Instance GPU-seconds by state plus the billed GPU-seconds no instance ran on (servers without an
+ * instance, or GPUs beyond an instance's tensor parallelism), so the four add up to GPU-hours.
+ */
+function withUnassigned(
+  byState: { starting: number; active: number; draining: number },
+  billedGpuSeconds: number,
+): ScalingSummary["gpu_seconds_by_state"] {
+  const held = byState.starting + byState.active + byState.draining;
+  // Floating-point sums of the same seconds in two orders can differ in the last bits.
+  const unassigned = billedGpuSeconds - held;
+  return { ...byState, unassigned: Math.abs(unassigned) < 1e-6 * billedGpuSeconds ? 0 : unassigned };
 }
 
 function csvText(header: string, rows: readonly string[]): string {

@@ -233,6 +233,28 @@ void describe("ScalingManager in a simulation", () => {
       `${total} vs ${result.summary.gpu_hours! * 3600}`,
     );
     assert.ok(byState.starting > 0 && byState.draining >= 0);
+    assert.equal(byState.unassigned, 0, "every billed GPU runs an instance at TP 8");
+  });
+
+  void it("GPU-seconds by state count the GPUs no instance runs on as unassigned (TP 4 on 8-GPU servers)", () => {
+    const result = run(scripted([{ at: 5, targets: { prefill: 3 } }]), {
+      start_state: {
+        type: "splitwise",
+        prompt: { num_instances: 1, tensor_parallelism: 4 },
+        token: { num_instances: 1, tensor_parallelism: 4 },
+      },
+    });
+    const byState = result.summary.scaling!.gpu_seconds_by_state;
+    const billed = result.summary.gpu_hours! * 3600;
+    const total = byState.starting + byState.active + byState.draining + byState.unassigned;
+    assert.ok(Math.abs(total - billed) < 1e-6 * billed, `${total} vs ${billed}`);
+    // The scaled-up prefill instance uses 4 of its server's 8 GPUs for the rest of the run.
+    const scaledUp = result.outcome.instances.find((instance) => instance.created_s > 0)!;
+    const expected = 4 * (result.outcome.endTime_s - scaledUp.created_s);
+    assert.ok(
+      Math.abs(byState.unassigned - expected) < 1e-6 * expected,
+      `${byState.unassigned} vs ${expected}`,
+    );
   });
 
   void it("refuses scale-ups beyond the pool max, max_total_instances and the SKU quota, with the reason", () => {
