@@ -182,6 +182,7 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
     result = runSimulation(loaded, {
       outDir,
       writeRequests: options.requests === true,
+      onNote: (note) => process.stderr.write(`note: ${note}\n`),
       ...(upstreamOutputs === undefined
         ? {}
         : { onRecord: upstreamOutputs.onRecord, onRequestCompleted: upstreamOutputs.onRequestCompleted }),

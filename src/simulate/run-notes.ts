@@ -6,8 +6,20 @@ import type { RunResult } from "./run.ts";
 const LATE_FIRST_ARRIVAL_S = 86_400;
 
 /**
- * What a user should hear about a finished run that its numbers alone hide: nothing arrived, the
- * trace looks like it has absolute timestamps, or timeline.csv had to use longer intervals.
+ * Said before the run starts: a trace with absolute timestamps would simulate (and bill) years of an
+ * idle fleet first, and an autoscaled run would tick its policy through them.
+ */
+export function lateFirstArrivalNote(firstArrival_s: number): string | undefined {
+  if (!(firstArrival_s > LATE_FIRST_ARRIVAL_S)) return undefined;
+  return (
+    `the first request arrives at ${firstArrival_s.toFixed(0)} s (${(firstArrival_s / 86_400).toFixed(1)} days): if the trace has ` +
+    `absolute timestamps, set workload.start_s to its first timestamp, since the fleet and its GPU-hours count from t = 0`
+  );
+}
+
+/**
+ * What a user should hear about a finished run that its numbers alone hide: nothing arrived, or
+ * timeline.csv had to use longer intervals.
  */
 export function runNotes(config: SimulationConfig, result: RunResult): string[] {
   const notes: string[] = [];
@@ -19,13 +31,6 @@ export function runNotes(config: SimulationConfig, result: RunResult): string[] 
   } else if (summary.requests.measured === 0 && summary.requests.unfinished === 0) {
     notes.push(
       `no request arrived after metrics.warmup_s (${config.metrics.warmup_s} s), so no latency is measured`,
-    );
-  }
-  const first = outcome.firstArrival_s;
-  if (first > LATE_FIRST_ARRIVAL_S) {
-    notes.push(
-      `the first request arrives at ${first.toFixed(0)} s (${(first / 86_400).toFixed(1)} days): if the trace has ` +
-        `absolute timestamps, set workload.start_s to its first timestamp, since the fleet and its GPU-hours count from t = 0`,
     );
   }
   const timeline = result.timeline;

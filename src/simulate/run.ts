@@ -26,6 +26,7 @@ import { ConfigError } from "../errors.ts";
 import { attachAutoscaling, policyContextFor, type AttachedAutoscaling } from "./autoscaling-setup.ts";
 import { buildPolicy } from "./policy-setup.ts";
 import { buildSetup } from "./setup.ts";
+import { lateFirstArrivalNote } from "./run-notes.ts";
 import { Simulation, type SimulationOutcome } from "./simulation.ts";
 import { openConfiguredWorkload } from "./workload.ts";
 
@@ -48,6 +49,8 @@ export interface RunOptions {
   readonly source?: RequestSource;
   /** Receives every completed request record (e.g. for upstream-format outputs). */
   readonly onRecord?: (record: RequestRecord) => void;
+  /** Told things about the run worth a user's attention before it goes on (e.g. a first arrival years away). */
+  readonly onNote?: (note: string) => void;
   /** Sees each request as it completes; the object is reused for a later arrival after the call. */
   readonly onRequestCompleted?: (request: SimRequest, now: number) => void;
   /** Runs this policy instead of the one the config names (autoscaling must be configured). */
@@ -165,6 +168,8 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       onRequestCompleted?.(request, now);
     },
   });
+  const lateStart = lateFirstArrivalNote(simulation.nextArrivalTime);
+  if (lateStart !== undefined) options.onNote?.(lateStart);
   const reference = config.metrics.slo_reference ?? defaultSloReference(loaded);
   const unloadedModel = setup.perf.forInstance(
     reference.model,

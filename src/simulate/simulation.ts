@@ -207,6 +207,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     }
   }
 
+  /** When the next request of the workload arrives (NaN when none is left). */
+  get nextArrivalTime(): number {
+    return this.nextArrival?.arrival_s ?? Number.NaN;
+  }
+
   /** Arrival time of the oldest request held at the scheduler (NaN when none). */
   get oldestWaitingArrival(): number {
     return this.waitingHead < this.waiting.length ? this.waiting[this.waitingHead]!.arrivalTime : Number.NaN;

@@ -134,10 +134,12 @@ export class TimestampParser {
       if (sign === 90 && position + 1 === end) {
         // "Z": UTC, nothing to add.
       } else if (sign === 43 || sign === 45) {
+        // ±HH, ±HHMM or ±HH:MM (ISO 8601).
         const zoneHours = digits(text, position + 1, 2);
+        const hoursOnly = position + 3 === end;
         const colon = text.charCodeAt(position + 3) === 58 ? 1 : 0;
-        const zoneMinutes = digits(text, position + 3 + colon, 2);
-        if (zoneHours < 0 || zoneMinutes < 0 || position + 5 + colon !== end) return false;
+        const zoneMinutes = hoursOnly ? 0 : digits(text, position + 3 + colon, 2);
+        if (zoneHours < 0 || zoneMinutes < 0 || (!hoursOnly && position + 5 + colon !== end)) return false;
         zoneOffset_s = (sign === 43 ? 1 : -1) * (zoneHours * 3600 + zoneMinutes * 60);
       } else {
         return false;
@@ -145,6 +147,8 @@ export class TimestampParser {
     }
     const dateKey = year * 10000 + month * 100 + day;
     if (dateKey !== this.cachedDate) {
+      // Date.UTC rolls an impossible day over (2023-02-30 becomes 2 March): refuse it instead.
+      if (day > daysInMonth(year, month)) return false;
       this.cachedDate = dateKey;
       this.cachedDayStart = Date.UTC(year, month - 1, day) / 1000;
     }
@@ -152,6 +156,10 @@ export class TimestampParser {
     this.fraction = fraction;
     return true;
   }
+}
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 /** The decimal value of `count` digits at `start`, or -1 if any is not a digit. */

@@ -76,7 +76,7 @@ function openTraceWorkload(spec: TraceWorkloadSpec, baseDir: string): RequestSou
  * distribution leaves the arrival times as they were (and the other way round).
  */
 function openGenerator(spec: GeneratorWorkloadSpec, baseDir: string): RequestSource {
-  const root = new Rng(spec.seed);
+  const root = new Rng(spec.seed ?? 0);
   const arrivals = arrivalProcess(spec.arrival, root.fork("arrivals"));
   const lengths = lengthSampler(spec.lengths, root.fork("lengths"), baseDir);
   const limits = { duration_s: spec.duration_s, num_requests: spec.num_requests };

@@ -36,7 +36,8 @@ const arrivalSchema = z.discriminatedUnion("process", [
     process: z.literal("diurnal"),
     mean_rate_per_s: positive,
     amplitude: z.number().min(0).max(1),
-    period_s: positive,
+    // At least a second: shorter periods are not a daily cycle, and tiny ones overflow the rate curve.
+    period_s: z.number().min(1),
     phase: z.number().default(0),
   }),
   z.strictObject({
@@ -55,12 +56,18 @@ const lengthDistributionSchema = z.discriminatedUnion("dist", [
   z
     .strictObject({ dist: z.literal("uniform"), min: tokenCount, max: tokenCount })
     .refine((dist) => dist.max >= dist.min, { message: "max must be >= min", path: ["max"] }),
-  z.strictObject({
-    dist: z.literal("lognormal"),
-    mean: z.number().min(1),
-    cv: z.number().nonnegative(),
-    max: tokenCount.optional(),
-  }),
+  z
+    .strictObject({
+      dist: z.literal("lognormal"),
+      mean: z.number().min(1),
+      cv: z.number().nonnegative(),
+      /** Samples above are clamped to it (a cap, like a model's context length), which lowers the mean. */
+      max: tokenCount.optional(),
+    })
+    .refine((dist) => dist.max === undefined || dist.max >= dist.mean, {
+      message: "max must be >= mean (samples above max are clamped to it)",
+      path: ["max"],
+    }),
 ]);
 
 const lengthsSchema = z.union([
@@ -75,7 +82,8 @@ const lengthsSchema = z.union([
 const generatorWorkloadSchema = z
   .strictObject({
     type: z.literal("generator"),
-    seed: z.int().default(0),
+    /** Absent: the simulation's own `seed` (so `--seed` varies a generated workload too). */
+    seed: z.int().optional(),
     arrival: arrivalSchema,
     lengths: lengthsSchema,
     duration_s: positive.optional(),

@@ -27,7 +27,8 @@ export interface TraceWorkloadSpec {
 /** Synthetic requests: an arrival process plus length distributions, deterministic given the seed. */
 export interface GeneratorWorkloadSpec {
   readonly type: "generator";
-  readonly seed: number;
+  /** Default 0; in a simulation config, the run's `seed`. */
+  readonly seed?: number;
   readonly arrival: ArrivalSpec;
   readonly lengths: LengthsSpec;
   /** Stop before the first arrival at or after this time. */

@@ -15,6 +15,8 @@ import {
 } from "../../src/config/config.ts";
 import { readSplitwiseConfig } from "../../src/config/splitwise-compat.ts";
 import { buildSetup } from "../../src/simulate/setup.ts";
+import { openConfiguredWorkload } from "../../src/simulate/workload.ts";
+import { readAllRequests } from "../../src/workload/index.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "splitscale-config-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -52,6 +54,37 @@ void describe("defaults", () => {
     const settingsOnly = validateConfig({ scheduler: { transfer_bandwidth_gbps: 50 } }, "b.yaml");
     assert.equal(settingsOnly.scheduler.name, "token_jsq");
     assert.equal(settingsOnly.scheduler.transfer_bandwidth_gbps, 50);
+  });
+});
+
+void describe("seeds", () => {
+  const generator = (seed?: number): Record<string, unknown> => ({
+    type: "generator",
+    ...(seed === undefined ? {} : { seed }),
+    arrival: { process: "poisson", rate_per_s: 5 },
+    lengths: { prompt: { dist: "uniform", min: 10, max: 100 }, output: { dist: "fixed", value: 5 } },
+    num_requests: 50,
+  });
+  const arrivals = (raw: Record<string, unknown>): number[] =>
+    readAllRequests(openConfiguredWorkload(validateConfig(raw, "seed.yaml"), scratch)).map(
+      (r) => r.arrival_s,
+    );
+
+  void it("a generator without its own seed follows the run's seed (so --seed varies the workload)", () => {
+    const zero = arrivals({ workload: generator() });
+    assert.deepEqual(zero, arrivals({ seed: 0, workload: generator(0) }), "seed 0 is the default stream");
+    assert.notDeepEqual(zero, arrivals({ seed: 1, workload: generator() }));
+    assert.deepEqual(
+      arrivals({ seed: 1, workload: generator() }),
+      arrivals({ seed: 1, workload: generator() }),
+    );
+  });
+
+  void it("a generator's own seed wins over the run's", () => {
+    assert.deepEqual(
+      arrivals({ seed: 1, workload: generator(7) }),
+      arrivals({ seed: 2, workload: generator(7) }),
+    );
   });
 });
 

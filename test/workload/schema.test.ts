@@ -23,9 +23,9 @@ void describe("workloadSpecSchema", () => {
       lengths: { from_trace: "t.csv" },
       duration_s: 60,
     });
+    // No seed: a simulation config gives the generator the run's seed (see openConfiguredWorkload).
     assert.deepEqual(parsed, {
       type: "generator",
-      seed: 0,
       arrival: { process: "diurnal", mean_rate_per_s: 2, amplitude: 0.5, period_s: 86_400, phase: 0 },
       lengths: { from_trace: "t.csv", format: "auto", independent: false },
       duration_s: 60,
@@ -39,6 +39,23 @@ void describe("workloadSpecSchema", () => {
       assert.match(JSON.stringify(result.error?.issues), pattern);
     };
     reject({ type: "trace", path: "t.csv", ofset_s: 1 }, /ofset_s/);
+    const lognormal = (max: number) => ({
+      type: "generator",
+      arrival: { process: "poisson", rate_per_s: 1 },
+      lengths: { prompt: { dist: "lognormal", mean: 1000, cv: 1, max }, output: { dist: "fixed", value: 5 } },
+      num_requests: 10,
+    });
+    reject(lognormal(10), /max must be >= mean/);
+    assert.equal(workloadSpecSchema.safeParse(lognormal(4096)).success, true);
+    reject(
+      {
+        type: "generator",
+        arrival: { process: "diurnal", mean_rate_per_s: 2, amplitude: 0.5, period_s: 1e-320 },
+        lengths: { from_trace: "t.csv" },
+        duration_s: 60,
+      },
+      /period_s/,
+    );
     reject({ type: "trace", path: "t.csv", format: "csv" }, /format/);
     reject({ type: "trace", path: "t.csv", start_s: 10, end_s: 5 }, /end_s must be greater/);
     const generator = {

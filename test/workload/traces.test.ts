@@ -101,12 +101,22 @@ void describe("Azure LLM inference traces", () => {
       "2023/11/16 18:15:46",
       "2023-13-16 18:15:46",
       "2023-11-16 18:15:46+1",
+      "2023-02-29 18:15:46", // not a leap year: Date.UTC would roll it over to 1 March
+      "2023-04-31 00:00:00",
     ]) {
       assert.equal(parser.parse(bad, 0, bad.length), false, bad);
     }
     const zulu = "2023-11-16T18:15:46Z";
     assert.ok(parser.parse(zulu, 0, zulu.length));
     assert.equal(parser.fraction, 0);
+    const utc = parser.seconds;
+    // ±HH, ±HHMM and ±HH:MM zones name the same instant.
+    for (const zoned of ["2023-11-16T23:15:46+05", "2023-11-16T23:15:46+0500", "2023-11-16T23:15:46+05:00"]) {
+      assert.ok(parser.parse(zoned, 0, zoned.length), zoned);
+      assert.equal(parser.seconds, utc, zoned);
+    }
+    const leap = "2024-02-29 12:00:00";
+    assert.ok(parser.parse(leap, 0, leap.length), "2024 is a leap year");
   });
 
   void it("gives the same requests with tiny read chunks (rows split across chunk seams)", () => {
