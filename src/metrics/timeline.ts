@@ -9,7 +9,8 @@ import { rowMeetsSlo, SPLITWISE_SLO, type SloSpec } from "./slo.ts";
  *
  * Latency columns group requests by the interval they *arrived* in (what happened to the load of that
  * minute); throughput groups completions by when they completed. Rows cover the measured window
- * (from the warm-up on) up to the end of the run.
+ * (from the warm-up on, the first row starting at the warm-up itself) up to the end of the run, so
+ * their GPU-hours add up to the run's after the warm-up.
  */
 export interface TimelineRow {
   readonly start_s: number;
@@ -149,11 +150,12 @@ function occupancyPerInterval(
   interval: number,
   first: number,
   rows: number,
+  windowStart: number,
   end: number,
 ): Float64Array {
   const sums = new Float64Array(rows);
   for (const item of items) {
-    const from = Math.max(item.start_s, first * interval);
+    const from = Math.max(item.start_s, windowStart);
     const to = Math.min(item.end_s, end);
     if (!(to > from)) continue;
     const last = Math.min(rows - 1, Math.floor(to / interval) - first);
@@ -209,8 +211,10 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
   const cursor = groupStart.slice(0, rows);
   for (let i = 0; i < n; i++) order[cursor[arrivalRow(i)]!++] = i;
 
-  const instanceSeconds = occupancyPerInterval(input.instances, interval, first, rows, end);
-  const gpuSeconds = occupancyPerInterval(input.servers, interval, first, rows, end);
+  // The first row starts at the warm-up itself when it falls inside an interval.
+  const windowStart = Math.max(first * interval, input.warmup_s);
+  const instanceSeconds = occupancyPerInterval(input.instances, interval, first, rows, windowStart, end);
+  const gpuSeconds = occupancyPerInterval(input.servers, interval, first, rows, windowStart, end);
 
   const scratch = new Float64Array(largestGroup);
   const quantilesOf = (
@@ -225,13 +229,16 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
 
   const out: TimelineRow[] = [];
   for (let row = 0; row < rows; row++) {
-    const start = (first + row) * interval;
-    const stop = Math.min(start + interval, end);
+    const start = row === 0 ? windowStart : (first + row) * interval;
+    const stop = Math.min((first + row + 1) * interval, end);
     const length = stop - start;
     const from = groupStart[row]!;
     const to = groupStart[row + 1]!;
     const completed = to - from;
-    const arrived = Math.max(arrivals.at(first + row), completed);
+    // A request arriving exactly at the end of the run (its last event) on an interval boundary
+    // belongs to the last row, which ends there.
+    const arrivedHere = arrivals.at(first + row) + (row === rows - 1 ? arrivals.at(first + rows) : 0);
+    const arrived = Math.max(arrivedHere, completed);
     let meeting = 0;
     for (let k = from; k < to; k++) if (rowMeetsSlo(columns, order[k]!, slo)) meeting++;
     const [ttft50 = NaN, ttft90 = NaN, ttft99 = NaN] = quantilesOf(

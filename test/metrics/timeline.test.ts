@@ -149,6 +149,47 @@ void describe("timeline", () => {
     );
   });
 
+  void it("starts its first row at a warm-up inside an interval, with rates and GPU-hours of that part", () => {
+    const warm = collect(records, [110], 60, 90);
+    const timeline = buildTimeline({
+      interval_s: 60,
+      warmup_s: 90,
+      end_s: 150,
+      arrivals: warm.arrivals,
+      columns: warm.collector.columns(),
+      instances: [{ start_s: 0, end_s: 150, weight: 1 }],
+      servers: [{ start_s: 0, end_s: 150, weight: 8 }],
+    });
+    assert.deepEqual(
+      timeline.map((row) => [row.start_s, row.end_s, row.arrived]),
+      [
+        [90, 120, 2],
+        [120, 150, 0],
+      ],
+    );
+    assert.equal(timeline[0]!.arrival_rate, 2 / 30);
+    assert.equal(timeline[0]!.gpu_hours, (8 * 30) / 3600);
+  });
+
+  void it("counts a request arriving at the very end of the run, on an interval boundary, in the last row", () => {
+    const { collector, arrivals } = collect([request(0, 1, 0.2, 5)], [120], 60);
+    const timeline = buildTimeline({
+      interval_s: 60,
+      warmup_s: 0,
+      end_s: 120,
+      arrivals,
+      columns: collector.columns(),
+      instances: [],
+      servers: [],
+    });
+    assert.equal(timeline.length, 2);
+    assert.equal(
+      timeline.reduce((sum, row) => sum + row.arrived, 0),
+      2,
+    );
+    assert.equal(timeline[1]!.slo_attainment, 0, "the unfinished arrival is a miss");
+  });
+
   void it("writes a CSV with one field per column and empty fields for NaN", () => {
     const lines = timelineCsv(rows).trimEnd().split("\n");
     assert.equal(lines[0], TIMELINE_COLUMNS.join(","));
