@@ -115,14 +115,14 @@ function overrideFor(issue: z.core.$ZodIssue, overrides: readonly string[]): str
   return undefined;
 }
 
+/** The DRL fork's startup delay when `scaling_manager` has no `scale_up_delay` (its initialize.py). */
+const FORK_DEFAULT_SCALE_UP_DELAY_S = 1;
+
 /**
  * Seeds 000/001 configure the manager as `applications[0].scaling_manager.{scale_up_delay,
  * drain_check_interval}`; that turns autoscaling on (default policy) with those settings. Without
- * `scale_up_delay` the DRL fork starts instances after 1 s (its initialize.py), which applies unless
- * an `autoscaling:` block sets the delay itself.
+ * `scale_up_delay` the fork's 1 s applies, unless an `autoscaling:` block sets the delay itself.
  */
-const FORK_DEFAULT_SCALE_UP_DELAY_S = 1;
-
 function foldApplications(config: SimulationConfig): SimulationConfig {
   const manager = config.applications?.[0]?.scaling_manager;
   if (manager === undefined) return config;
