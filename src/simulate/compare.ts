@@ -5,6 +5,7 @@ import { Piscina } from "piscina";
 import { autoscalingSchema } from "../config/autoscaling-schema.ts";
 import type { LoadedConfig, SimulationConfig } from "../config/config.ts";
 import { ConfigError, UsageError, unknownNameMessage } from "../errors.ts";
+import type { ScalingSummary } from "../metrics/summary.ts";
 import type { TimelineRow } from "../metrics/timeline.ts";
 import type { ReplicaPoint } from "../report/charts.ts";
 import "../policy/builtin.ts";
@@ -29,12 +30,7 @@ export interface ComparedPolicy {
   readonly e2e_s: { mean: number; p50: number; p90: number; p99: number };
   readonly scale_events: number;
   readonly max_replicas: number;
-  readonly gpu_seconds_by_state: {
-    starting: number;
-    active: number;
-    draining: number;
-    unassigned: number;
-  } | null;
+  readonly gpu_seconds_by_state: ScalingSummary["gpu_seconds_by_state"] | null;
   readonly requests: { arrived: number; completed: number };
   readonly wall_s: number | null;
   readonly out_dir: string;
