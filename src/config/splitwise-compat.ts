@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 import { UsageError } from "../errors.ts";
 import { parseYamlSource } from "./config.ts";
@@ -24,16 +25,28 @@ const upstreamSchema = z.looseObject({
     servers: z.array(z.looseObject({ sku: z.string(), count: z.int().nonnegative() })),
   }),
   applications: z
-    .array(z.looseObject({ model_architecture: z.string(), scheduler: z.string() }))
+    .array(
+      z.looseObject({
+        application_id: z.int().nonnegative().optional(),
+        model_architecture: z.string(),
+        scheduler: z.string(),
+      }),
+    )
     .min(1, "expected at least one application"),
   start_state: z.looseObject({
     state_type: z.string(),
     split_type: z.enum(["homogeneous", "heterogeneous"]).optional(),
     instance_type: z.string().optional(),
+    instance: upstreamInstanceSchema.optional(),
     prompt: upstreamInstanceSchema.optional(),
     token: upstreamInstanceSchema.optional(),
   }),
-  performance_model: z.looseObject({ _target_: z.string().optional() }).optional(),
+  performance_model: z
+    .looseObject({ _target_: z.string().optional(), db_path: z.string().optional() })
+    .optional(),
+  router: z
+    .looseObject({ overheads: z.looseObject({ routing_delay: z.number().optional() }).optional() })
+    .optional(),
   seed: z.int().nonnegative().default(0),
   end_time: z.number().positive().optional(),
 });
@@ -70,11 +83,22 @@ const UNIFORM_DEFAULTS: Record<string, Record<string, unknown>> = {
   },
 };
 
+/** Keys only a splitscale config has: a file with them was given to the wrong flag. */
+const SPLITSCALE_KEYS = ["model", "workload", "scheduler", "autoscaling", "compat"];
+
 export function translateSplitwiseConfig(raw: unknown, source: string): Record<string, unknown> {
-  const parsed = upstreamSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new UsageError(`${source}: not a resolved splitwise-sim config:\n${z.prettifyError(parsed.error)}`);
+  const resolved = resolveInterpolations(raw, source);
+  const parsed = upstreamSchema.safeParse(resolved);
+  if (!parsed.success) {
+    const looksOurs =
+      resolved !== null &&
+      typeof resolved === "object" &&
+      SPLITSCALE_KEYS.some((key) => key in (resolved as Record<string, unknown>));
+    const hint = looksOurs ? "\n(this looks like a splitscale config: run it with --config)" : "";
+    throw new UsageError(`${source}: not a splitwise-sim config:\n${z.prettifyError(parsed.error)}${hint}`);
+  }
   const upstream = parsed.data;
+  refuseUnsupported(upstream, source);
   if (
     upstream.performance_model?._target_ !== undefined &&
     !upstream.performance_model._target_.includes("Database")
@@ -84,10 +108,19 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
     );
   }
   const application = upstream.applications[0]!;
+  const dbPath = upstream.performance_model?.db_path;
   const stateType = upstream.start_state.state_type;
   let startState: Record<string, unknown>;
   if (stateType === "orca" || stateType === "baseline") {
-    startState = { type: stateType, instance: UNIFORM_DEFAULTS[stateType] };
+    // Upstream builds uniform instances from `start_state.instance` (its start_state/*.yaml fill it
+    // with the defaults below). Both run as splitscale's `baseline` layout with the batching the
+    // instance type names, so an `orca` state with Splitwise instances runs as upstream would.
+    const configured = upstream.start_state.instance;
+    const instance =
+      configured === undefined
+        ? UNIFORM_DEFAULTS[stateType]!
+        : instanceOf(configured, "start_state.instance");
+    startState = { type: "baseline", instance };
   } else if (stateType.startsWith("splitwise")) {
     const prompt = upstream.start_state.prompt;
     const token = upstream.start_state.token;
@@ -120,7 +153,7 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
     cluster: { servers: upstream.cluster.servers.map(({ sku, count }) => ({ sku, count })) },
     start_state: startState,
     scheduler: { name: application.scheduler, on_saturation: "borrow" },
-    performance_model: { type: "db" },
+    performance_model: { type: "db", ...perfTableOf(dbPath, source) },
     compat: {
       kv_cache_ignores_gqa: true,
       uniform_uses_all_gpus: true,
@@ -134,7 +167,18 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
   };
 }
 
-export function readSplitwiseConfig(path: string): Record<string, unknown> {
+/** A run directory stands for its config: `config.yaml` in it, else Hydra's `.hydra/config.yaml`. */
+function configFileOf(path: string): string {
+  if (!existsSync(path) || !statSync(path).isDirectory()) return path;
+  for (const candidate of [join(path, "config.yaml"), join(path, ".hydra", "config.yaml")])
+    if (existsSync(candidate)) return candidate;
+  throw new UsageError(
+    `${path} is a directory without config.yaml or .hydra/config.yaml; give the run's config file`,
+  );
+}
+
+export function readSplitwiseConfig(given: string): Record<string, unknown> {
+  const path = configFileOf(given);
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -142,4 +186,95 @@ export function readSplitwiseConfig(path: string): Record<string, unknown> {
     throw new UsageError(`cannot read splitwise config ${path}: ${(error as Error).message}`);
   }
   return translateSplitwiseConfig(parseYamlSource(text, path).value, path);
+}
+
+type Upstream = z.infer<typeof upstreamSchema>;
+
+/** Upstream settings splitscale cannot reproduce: refused, rather than run with different results. */
+function refuseUnsupported(upstream: Upstream, source: string): void {
+  if (upstream.applications.length > 1) {
+    const models = upstream.applications.map((application) => application.model_architecture).join(", ");
+    throw new UsageError(
+      `${source}: applications: ${upstream.applications.length} applications (${models}); splitscale runs one model per simulation, so keep the application the trace is for`,
+    );
+  }
+  const delay = upstream.router?.overheads?.routing_delay ?? 0;
+  if (delay !== 0) {
+    throw new UsageError(
+      `${source}: router.overheads.routing_delay: ${delay} s is not modelled (upstream adds it to every request's TTFT and E2E); set it to 0, and add it to the results if you need it`,
+    );
+  }
+  const application = upstream.applications[0] as Record<string, unknown>;
+  if ("scaling_manager" in application) {
+    throw new UsageError(
+      `${source}: applications[0].scaling_manager: a splitwise-DRL autoscaling config; --splitwise-config runs upstream splitwise-sim's fixed fleets. Write a splitscale config with an autoscaling section instead (docs/autoscaling.md)`,
+    );
+  }
+}
+
+/** Upstream's default table path: the same measured table splitscale bundles. */
+const UPSTREAM_DEFAULT_DB = "data/perf_model.csv";
+
+/**
+ * The measured table upstream's db model reads: `db_path` is relative to the directory upstream's
+ * run.py runs in, so it is looked up from the working directory (run from the splitwise-sim checkout
+ * to use an edited table). Upstream's default path, when not found, is the bundled copy of that table.
+ */
+function perfTableOf(dbPath: string | undefined, source: string): { table?: string } {
+  if (dbPath === undefined) return {};
+  const path = resolve(process.cwd(), dbPath);
+  if (existsSync(path)) return { table: path };
+  if (dbPath === UPSTREAM_DEFAULT_DB) return {};
+  throw new UsageError(
+    `${source}: performance_model.db_path: ${dbPath} not found from the working directory (${process.cwd()}); upstream reads it relative to where run.py runs, so run from the splitwise-sim checkout or give an absolute path`,
+  );
+}
+
+/** A whole-string reference `${a.b}`, and one inside a longer string. */
+const WHOLE_REFERENCE = /^\$\{([A-Za-z_][\w.]*)\}$/;
+const REFERENCE = /\$\{([^}]*)\}/g;
+
+/**
+ * Resolves OmegaConf references (`${a.b}`, absolute key paths) the way Hydra would, because the
+ * `.hydra/config.yaml` Hydra saves keeps them unresolved (paper sweeps write `count: ${sweep}`).
+ * Resolvers such as `${eval:...}` cannot be evaluated here and are refused with how to resolve them.
+ */
+export function resolveInterpolations(raw: unknown, source: string): unknown {
+  const root = raw;
+  const lookup = (path: string, where: string, depth: number): unknown => {
+    let node: unknown = root;
+    for (const part of path.split(".")) {
+      if (node === null || typeof node !== "object" || !(part in node))
+        throw new UsageError(`${source}: ${where}: \${${path}} refers to a key the file does not have`);
+      node = (node as Record<string, unknown>)[part];
+    }
+    return resolveValue(node, path, depth + 1);
+  };
+  const resolveValue = (value: unknown, where: string, depth: number): unknown => {
+    if (depth > 32) throw new UsageError(`${source}: ${where}: references loop`);
+    if (typeof value === "string" && value.includes("${")) {
+      const whole = WHOLE_REFERENCE.exec(value);
+      if (whole !== null) return lookup(whole[1]!, where, depth);
+      return value.replace(REFERENCE, (_match, inner: string) => {
+        if (!/^[A-Za-z_][\w.]*$/.test(inner)) {
+          throw new UsageError(
+            `${source}: ${where}: "${value}" uses an OmegaConf resolver, which splitscale cannot evaluate; write the resolved config with upstream's \`python run.py <your overrides> --cfg job --resolve > config.yaml\``,
+          );
+        }
+        return String(lookup(inner, where, depth));
+      });
+    }
+    if (Array.isArray(value))
+      return value.map((item, index) => resolveValue(item, `${where}[${index}]`, depth));
+    if (value !== null && typeof value === "object") {
+      return Object.fromEntries(
+        Object.entries(value).map(([key, item]) => [
+          key,
+          resolveValue(item, where === "" ? key : `${where}.${key}`, depth),
+        ]),
+      );
+    }
+    return value;
+  };
+  return resolveValue(raw, "", 0);
 }

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { Rng } from "../core/rng.ts";
-import type { LoadedConfig } from "../config/config.ts";
+import type { LoadedConfig, SimulationConfig } from "../config/config.ts";
 import { RequestMetricsCollector } from "../metrics/collector.ts";
 import { buildTimeline, IntervalCounter, timelineCsv, type TimelineRow } from "../metrics/timeline.ts";
 import {
@@ -17,6 +17,7 @@ import type { SloSpec } from "../metrics/slo.ts";
 import type { RequestRecord } from "../metrics/types.ts";
 import { RequestsCsvWriter } from "../metrics/writers.ts";
 import { loadCatalog, lookup } from "../model/catalog.ts";
+import type { Instance } from "../serving/instance.ts";
 import type { SimRequest } from "../serving/request.ts";
 import type { RequestScheduler } from "../serving/schedulers/scheduler.ts";
 import type { RequestSource } from "../workload/types.ts";
@@ -199,6 +200,8 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
         ? "cluster.servers has 0 servers"
         : `start_state.type ${config.start_state.type} places none`;
     throw new ConfigError(`the fleet has no instances (${why}) and no autoscaling section to add them`);
+  } else {
+    refuseMissingPool(config, simulation.cluster.instances);
   }
   const progressEvery = options.progressEvery ?? 200_000;
   if (options.onProgress === undefined) {
@@ -413,4 +416,24 @@ function instancesCsv(outcome: SimulationOutcome): string {
     ].join(","),
   );
   return `${header}\n${rows.join("\n")}\n`;
+}
+
+/**
+ * A fixed fleet whose scheduler needs both a prompt and a token instance but lacks one of them would
+ * hold every request forever: the kv_* schedulers never co-locate, and mixed_pool co-locates only
+ * when it may borrow (`on_saturation: borrow`).
+ */
+function refuseMissingPool(config: SimulationConfig, instances: readonly Instance[]): void {
+  const name = config.scheduler.name;
+  const needsBoth =
+    name.startsWith("kv_") ||
+    name.startsWith("overlap_kv_") ||
+    (name === "mixed_pool" && config.scheduler.on_saturation !== "borrow");
+  if (!needsBoth) return;
+  const prompt = instances.filter((instance) => instance.tag === "prompt").length;
+  const token = instances.filter((instance) => instance.tag === "token").length;
+  if (prompt > 0 && token > 0) return;
+  throw new ConfigError(
+    `scheduler.name: ${name} needs prompt and token instances, but start_state gives ${prompt} prompt and ${token} token instances and there is no autoscaling to add them`,
+  );
 }
