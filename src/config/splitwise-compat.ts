@@ -67,7 +67,8 @@ function instanceOf(upstream: UpstreamInstance | undefined, where: string): Reco
     max_batch_tokens: upstream.max_batch_tokens ?? 2048,
     max_preemptions: upstream.max_preemptions ?? 4,
     tensor_parallelism: upstream.tensor_parallelism,
-    pipeline_parallelism: upstream.pipeline_parallelism,
+    // Upstream never uses pipeline parallelism to place instances (nor does its db model read it).
+    pipeline_parallelism: 1,
   };
 }
 
@@ -124,17 +125,22 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
   } else if (stateType.startsWith("splitwise")) {
     const prompt = upstream.start_state.prompt;
     const token = upstream.start_state.token;
+    // Upstream slices its server list (servers[:P], servers[P:P+T]), so a split asking for more
+    // servers than the cluster has quietly gets what is there; splitscale itself refuses it.
+    const servers = upstream.cluster.servers.reduce((sum, group) => sum + group.count, 0);
+    const promptCount = Math.min(prompt?.num_instances ?? 1, servers);
+    const tokenCount = Math.min(token?.num_instances ?? 1, servers - promptCount);
     startState = {
       type: "splitwise",
       split: upstream.start_state.split_type ?? "homogeneous",
       prompt: {
         ...instanceOf(prompt, "start_state.prompt"),
-        num_instances: prompt?.num_instances ?? 1,
+        num_instances: promptCount,
         skus: prompt?.instance_names ?? ["dgx-h100"],
       },
       token: {
         ...instanceOf(token, "start_state.token"),
-        num_instances: token?.num_instances ?? 1,
+        num_instances: tokenCount,
         skus: token?.instance_names ?? ["dgx-a100"],
       },
     };
@@ -150,7 +156,7 @@ export function translateSplitwiseConfig(raw: unknown, source: string): Record<s
     seed: upstream.seed,
     ...(upstream.end_time === undefined ? {} : { end_time_s: upstream.end_time }),
     model: application.model_architecture,
-    cluster: { servers: upstream.cluster.servers.map(({ sku, count }) => ({ sku, count })) },
+    cluster: { servers: groupedBySku(upstream.cluster.servers) },
     start_state: startState,
     scheduler: { name: application.scheduler, on_saturation: "borrow" },
     performance_model: { type: "db", ...perfTableOf(dbPath, source) },
@@ -277,4 +283,14 @@ export function resolveInterpolations(raw: unknown, source: string): unknown {
     return value;
   };
   return resolveValue(raw, "", 0);
+}
+
+/**
+ * Upstream keeps its servers grouped by SKU (in the order each SKU first appears), so a SKU listed
+ * twice in `cluster.servers` is one group: that order decides which servers host prompt instances.
+ */
+function groupedBySku(servers: readonly { sku: string; count: number }[]): { sku: string; count: number }[] {
+  const counts = new Map<string, number>();
+  for (const { sku, count } of servers) counts.set(sku, (counts.get(sku) ?? 0) + count);
+  return [...counts].map(([sku, count]) => ({ sku, count }));
 }

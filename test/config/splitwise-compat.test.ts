@@ -66,6 +66,35 @@ void describe("--splitwise-config translation", () => {
     );
   });
 
+  void it("lays out servers and splits as upstream: SKUs grouped, a split sliced to the cluster, no PP", () => {
+    const raw = reference(SPLITWISE);
+    raw.cluster = {
+      servers: [
+        { sku: "dgx-a100", count: 1 },
+        { sku: "dgx-h100", count: 1 },
+        { sku: "dgx-a100", count: 1 },
+      ],
+    };
+    const state = raw.start_state as Raw & { prompt: Raw; token: Raw };
+    state.split_type = "homogeneous";
+    state.prompt.num_instances = 2;
+    state.token.num_instances = 3;
+    state.prompt.pipeline_parallelism = 2;
+    const translated = translateSplitwiseConfig(raw, "c.yaml") as {
+      cluster: { servers: Raw[] };
+      start_state: { prompt: Raw; token: Raw };
+    };
+    // Upstream's servers are a map from SKU to its servers, in first-appearance order.
+    assert.deepEqual(translated.cluster.servers, [
+      { sku: "dgx-a100", count: 2 },
+      { sku: "dgx-h100", count: 1 },
+    ]);
+    // servers[:2] host prompt instances and servers[2:5], only one server, the token instance.
+    assert.equal(translated.start_state.prompt.num_instances, 2);
+    assert.equal(translated.start_state.token.num_instances, 1);
+    assert.equal(translated.start_state.prompt.pipeline_parallelism, 1);
+  });
+
   void it("resolves Hydra's unresolved ${a.b} references, whole and inside strings", () => {
     const raw = reference(SPLITWISE);
     raw.sweep = 2;
