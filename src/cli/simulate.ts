@@ -88,7 +88,8 @@ Outputs in --out: summary.json, summary.csv (one row), timeline.csv (one row per
 metrics.timeline_interval_s, default 60 s: load, latency percentiles, SLO attainment, GPUs) with
 its chart timeline.svg/.png, instances.csv, config.resolved.yaml, requests.csv (with --requests);
 autoscaled runs add replicas.csv, decisions.csv and scaling_events.csv; --splitwise-config mode
-adds upstream/summary.csv, upstream/detailed/0.csv and upstream/request_nodes.csv in splitwise-sim's own format.
+adds upstream/summary.csv, upstream/detailed/0.csv, upstream/detailed/0_alloc.csv and
+upstream/request_nodes.csv in splitwise-sim's own format.
 Exit codes: 0 success, 2 bad flags/config/input, 3 a configuration that cannot run or a failed run.`,
     )
     .action(async (options: SimulateOptions) => {
@@ -203,7 +204,7 @@ async function simulateCommand(options: SimulateOptions): Promise<void> {
   }
   progress.stop();
   const files = [...result.files];
-  if (upstreamOutputs !== undefined) files.push(...upstreamOutputs.write(outDir));
+  if (upstreamOutputs !== undefined) files.push(...upstreamOutputs.write(outDir, result.outcome.instances));
   if (options.charts !== false && result.timeline !== undefined && result.timeline.length > 0) {
     files.push(...(await writeTimelineChart(outDir, result.timeline, name)));
   }

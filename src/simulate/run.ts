@@ -85,6 +85,7 @@ const OPTIONAL_OUTPUTS = [
   "scaling_events.csv",
   join("upstream", "summary.csv"),
   join("upstream", "detailed", "0.csv"),
+  join("upstream", "detailed", "0_alloc.csv"),
   join("upstream", "request_nodes.csv"),
 ];
 

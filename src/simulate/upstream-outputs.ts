@@ -8,6 +8,7 @@ import {
   writeUpstreamDetailedCsv,
 } from "../metrics/writers.ts";
 import type { SimRequest } from "../serving/request.ts";
+import type { InstanceAccounting } from "./simulation.ts";
 
 /** Upstream's request type for generative requests (the only kind its traces hold). */
 const GENERATIVE_REQUEST_TYPE = 2;
@@ -61,9 +62,23 @@ export function formatRequestNodesCsv(nodes: Iterable<RequestNodes>): string {
 }
 
 /**
+ * splitwise-sim's `detailed/0_alloc.csv`: per instance, in creation order, its processor name and
+ * utilization (busy time / lifetime).
+ */
+export function formatAllocCsv(instances: readonly InstanceAccounting[]): string {
+  const lines = ["instance_names,utilizations"];
+  for (const instance of instances) {
+    // Labels are upstream's `{processor}_{instance id}`; processor names have no underscore.
+    const processor = instance.label.slice(0, instance.label.lastIndexOf("_"));
+    lines.push(`${processor},${pythonFloatRepr(instance.utilization)}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/**
  * Collects a `--splitwise-config` run's completed requests and writes splitwise-sim's own output
  * files under `DIR/upstream/`, so existing notebooks read our runs: `summary.csv`,
- * `detailed/0.csv` and `request_nodes.csv`.
+ * `detailed/0.csv`, `detailed/0_alloc.csv` and `request_nodes.csv`.
  */
 export class UpstreamOutputs {
   private readonly records: RequestRecord[] = [];
@@ -78,7 +93,7 @@ export class UpstreamOutputs {
   };
 
   /** Writes the files; returns their paths. */
-  write(outDir: string): string[] {
+  write(outDir: string, instances: readonly InstanceAccounting[]): string[] {
     const dir = join(outDir, "upstream");
     mkdirSync(join(dir, "detailed"), { recursive: true });
     const detailed = join(dir, "detailed", "0.csv");
@@ -100,6 +115,8 @@ export class UpstreamOutputs {
     writeFileSync(summary, formatUpstreamSummaryCsv([row]));
     const nodes = join(dir, "request_nodes.csv");
     writeFileSync(nodes, formatRequestNodesCsv(this.nodes));
-    return [summary, detailed, nodes];
+    const alloc = join(dir, "detailed", "0_alloc.csv");
+    writeFileSync(alloc, formatAllocCsv(instances));
+    return [summary, detailed, alloc, nodes];
   }
 }

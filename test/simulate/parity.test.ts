@@ -271,12 +271,20 @@ void describe("upstream splitwise-sim parity (compatible mode)", () => {
       void it(name, () => {
         const run = referenceRun(name);
         const outputs = new UpstreamOutputs();
-        runSimulation(loadRun(run), {
+        const { outcome } = runSimulation(loadRun(run), {
           onRecord: outputs.onRecord,
           onRequestCompleted: outputs.onRequestCompleted,
         });
         const dir = join(scratch, name);
-        outputs.write(dir);
+        outputs.write(dir, outcome.instances);
+        // detailed/0_alloc.csv: one row per instance, its processor and utilization.
+        const alloc = readCsv(join(dir, "upstream", "detailed", "0_alloc.csv"));
+        assert.deepEqual(
+          alloc.map((row) => row.instance_names),
+          outcome.instances.map((instance) => instance.label.replace(/_\d+$/, "")),
+        );
+        for (const [i, row] of alloc.entries())
+          assert.equal(num(row, "utilizations"), outcome.instances[i]!.utilization);
         const ours = readCsv(join(dir, "upstream", "request_nodes.csv"));
         const file = existsSync(join(run.dir, "request_nodes.csv"))
           ? join(run.dir, "request_nodes.csv")
