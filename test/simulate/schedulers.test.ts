@@ -11,6 +11,11 @@ import type { SimRequest } from "../../src/serving/request.ts";
 import { AllMixedPoolScheduler, UnifiedPoolScheduler } from "../../src/serving/schedulers/drl.ts";
 import { AdaptiveMixedPoolScheduler } from "../../src/serving/schedulers/mixed-pool.ts";
 import { createScheduler } from "../../src/serving/schedulers/registry.ts";
+import {
+  JsqScheduler,
+  RandomScheduler,
+  RoundRobinScheduler,
+} from "../../src/serving/schedulers/colocated.ts";
 import type { RequestScheduler, SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
 
 const OPTIONS: SchedulerOptions = {
@@ -214,5 +219,74 @@ void describe("unified_pool", () => {
     const scheduler = new UnifiedPoolScheduler(OPTIONS);
     for (const instance of fleetOf(scheduler)) instance.schedMemory = instance.maxMemory - 500;
     assert.equal(scheduler.schedule(request(1000)), null);
+  });
+});
+
+/** `count` placements' prompt and token instance ids. */
+function placements(scheduler: RequestScheduler, count: number): [number, number][] {
+  return Array.from({ length: count }, () => {
+    const placement = scheduler.schedule(request(10))!;
+    return [placement.prompt.id, placement.token.id] as [number, number];
+  });
+}
+
+void describe("co-located and KV choice rules (spec §3.2, §3.3)", () => {
+  void it("round_robin cycles through the instances in order, skipping those not ACTIVE", () => {
+    const scheduler = new RoundRobinScheduler(OPTIONS);
+    const instances = fleetOf(scheduler);
+    assert.deepEqual(
+      placements(scheduler, 5).map(([prompt]) => prompt),
+      [0, 1, 2, 3, 0],
+    );
+    instances[2]!.status = InstanceStatus.Draining;
+    assert.deepEqual(
+      placements(scheduler, 3).map(([prompt]) => prompt),
+      [1, 3, 0],
+    );
+  });
+
+  void it("jsq takes the instance with the fewest requests on it, the first on ties", () => {
+    const scheduler = new JsqScheduler(OPTIONS);
+    const instances = fleetOf(scheduler);
+    for (const [i, count] of [3, 1, 1, 2].entries())
+      for (let k = 0; k < count; k++) (instances[i]!.pendingRequests as unknown[]).push({});
+    const [placement] = placements(scheduler, 1);
+    assert.deepEqual(placement, [1, 1]);
+  });
+
+  void it("random draws uniformly from the ACTIVE instances with the run's seeded stream", () => {
+    const draws = [0, 0.34, 0.67, 0.99];
+    let next = 0;
+    const scheduler = new RandomScheduler({ ...OPTIONS, random: () => draws[next++]! });
+    const instances = fleetOf(scheduler);
+    instances[1]!.status = InstanceStatus.ScalingUp;
+    // Usable: 0, 2, 3; a draw u picks index floor(u * 3).
+    assert.deepEqual(
+      placements(scheduler, 4).map(([prompt]) => prompt),
+      [0, 2, 3, 3],
+    );
+  });
+
+  void it("kv_round_robin cycles each pool on its own; kv_jsq takes each pool's shortest queue", () => {
+    const roundRobin = createScheduler("kv_round_robin", OPTIONS, "test");
+    fleetOf(roundRobin);
+    assert.deepEqual(placements(roundRobin, 3), [
+      [0, 2],
+      [1, 3],
+      [0, 2],
+    ]);
+    const jsq = createScheduler("kv_jsq", OPTIONS, "test");
+    const instances = fleetOf(jsq);
+    (instances[0]!.pendingRequests as unknown[]).push({});
+    (instances[3]!.pendingRequests as unknown[]).push({}, {});
+    assert.deepEqual(placements(jsq, 1), [[1, 2]]);
+  });
+
+  void it("adaptive_mixed_pool keeps to ACTIVE instances even with compat.ignore_instance_status (as the fork)", () => {
+    const scheduler = new AdaptiveMixedPoolScheduler({ ...OPTIONS, ignoreInstanceStatus: true });
+    const instances = fleetOf(scheduler);
+    instances[0]!.status = InstanceStatus.Draining;
+    instances[2]!.status = InstanceStatus.Draining;
+    assert.deepEqual(placements(scheduler, 1), [[1, 3]]);
   });
 });

@@ -145,6 +145,11 @@ export class AdaptiveMixedPoolScheduler extends MixedPoolScheduler {
     super(options, "adaptive_mixed_pool");
   }
 
+  /** The DRL fork filters this scheduler's instances by status, unlike mixed_pool's. */
+  protected override get statusBlindUpstream(): boolean {
+    return false;
+  }
+
   /** Slowdowns of a completed request (latency / unloaded latency), fed by the simulation. */
   observeCompletion(ttftSlowdown: number, tbtSlowdown: number): void {
     this.recentTtft.push(ttftSlowdown);

@@ -68,8 +68,9 @@ export abstract class BaseScheduler implements RequestScheduler {
 
   /**
    * Whether this scheduler reproduces upstream's blindness to instance status when
-   * `ignoreInstanceStatus` is set: only `mixed_pool` and the KV schedulers are (the DRL fork filters
-   * random, round_robin, jsq and token_jsq to ACTIVE instances).
+   * `ignoreInstanceStatus` is set: mixed_pool, all_mixed_pool, unified_pool and the kv_* schedulers
+   * are (the DRL fork filters random, round_robin, jsq, token_jsq and adaptive_mixed_pool to ACTIVE
+   * instances).
    */
   protected get statusBlindUpstream(): boolean {
     return false;
