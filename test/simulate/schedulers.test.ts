@@ -16,17 +16,8 @@ import {
   RandomScheduler,
   RoundRobinScheduler,
 } from "../../src/serving/schedulers/colocated.ts";
-import type { RequestScheduler, SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
-
-const OPTIONS: SchedulerOptions = {
-  transferBandwidthGBps: 200,
-  promptMaxPendingBatchTokens: 8192,
-  onSaturation: "borrow",
-  kvTokenJsqUpstream: false,
-  ignoreInstanceStatus: false,
-  maxRequestsPerInstance: 0,
-  random: () => 0,
-};
+import type { RequestScheduler } from "../../src/serving/schedulers/scheduler.ts";
+import { SCHEDULER_OPTIONS } from "./simulation-helpers.ts";
 
 function fakeInstance(id: number, tag: "prompt" | "token"): Instance {
   return {
@@ -65,7 +56,7 @@ const request = (promptTokens: number): SimRequest => ({ promptTokens, outputTok
 
 void describe("kv_token_jsq", () => {
   void it("counts the tokens it places, so consecutive requests spread over both pools", () => {
-    const scheduler = createScheduler("kv_token_jsq", OPTIONS, "test");
+    const scheduler = createScheduler("kv_token_jsq", SCHEDULER_OPTIONS, "test");
     const [p0, p1, t0, t1] = fleetOf(scheduler);
     const first = scheduler.schedule(request(100))!;
     const second = scheduler.schedule(request(100))!;
@@ -77,7 +68,11 @@ void describe("kv_token_jsq", () => {
   });
 
   void it("with kv_token_jsq_upstream never counts (every request lands on the first instances) and ships 10x faster", () => {
-    const scheduler = createScheduler("kv_token_jsq", { ...OPTIONS, kvTokenJsqUpstream: true }, "test");
+    const scheduler = createScheduler(
+      "kv_token_jsq",
+      { ...SCHEDULER_OPTIONS, kvTokenJsqUpstream: true },
+      "test",
+    );
     const [p0, , t0] = fleetOf(scheduler);
     for (let i = 0; i < 3; i++) {
       const placement = scheduler.schedule(request(100))!;
@@ -100,7 +95,7 @@ void describe("KV shipment bandwidth by scheduler", () => {
   };
   for (const [name, gbps] of Object.entries(expected)) {
     void it(`${name}: ${gbps} GB/s`, () => {
-      assert.equal(createScheduler(name, OPTIONS, "test").transferBandwidth, gbps * 1024 ** 3);
+      assert.equal(createScheduler(name, SCHEDULER_OPTIONS, "test").transferBandwidth, gbps * 1024 ** 3);
     });
   }
 });
@@ -118,7 +113,7 @@ void describe("adaptive_mixed_pool", () => {
   };
 
   void it("moves a token instance into the prompt pool when prefills are the bottleneck", () => {
-    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const scheduler = new AdaptiveMixedPoolScheduler(SCHEDULER_OPTIONS);
     const [p0, p1, t0, t1] = fleetOf(scheduler);
     after(scheduler, 12, 1.1);
     assert.deepEqual(scheduler.promptInstances, [p0, p1, t0]);
@@ -129,7 +124,7 @@ void describe("adaptive_mixed_pool", () => {
   });
 
   void it("moves a prompt instance into the token pool when decodes are the bottleneck", () => {
-    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const scheduler = new AdaptiveMixedPoolScheduler(SCHEDULER_OPTIONS);
     const [p0, p1, t0, t1] = fleetOf(scheduler);
     p0!.schedPendingTokens = 500; // the least-loaded prompt instance (p1) is the one that moves
     after(scheduler, 1, 9);
@@ -138,7 +133,7 @@ void describe("adaptive_mixed_pool", () => {
   });
 
   void it("leaves the pools alone while the slowdowns are within the ratio threshold (5) or unknown", () => {
-    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const scheduler = new AdaptiveMixedPoolScheduler(SCHEDULER_OPTIONS);
     const [p0, p1, t0, t1] = fleetOf(scheduler);
     scheduler.schedule(request(100)); // no completions yet
     after(scheduler, 4.9, 1);
@@ -148,7 +143,7 @@ void describe("adaptive_mixed_pool", () => {
   });
 
   void it("decides on the median of the completions since the last placement", () => {
-    const scheduler = new AdaptiveMixedPoolScheduler(OPTIONS);
+    const scheduler = new AdaptiveMixedPoolScheduler(SCHEDULER_OPTIONS);
     const [, , t0] = fleetOf(scheduler);
     // Two of three completions are balanced: the median is, so nothing moves.
     scheduler.observeCompletion(100, 1);
@@ -161,7 +156,7 @@ void describe("adaptive_mixed_pool", () => {
 
 void describe("all_mixed_pool", () => {
   void it("puts every instance in one mixed pool: prefill on the fewest pending tokens, decode on the least memory", () => {
-    const scheduler = new AllMixedPoolScheduler(OPTIONS);
+    const scheduler = new AllMixedPoolScheduler(SCHEDULER_OPTIONS);
     const [p0, p1, t0, t1] = fleetOf(scheduler);
     assert.deepEqual(scheduler.mixedInstances, [p0, p1, t0, t1]);
     p0!.schedPendingTokens = 10;
@@ -176,7 +171,7 @@ void describe("all_mixed_pool", () => {
   });
 
   void it("co-locates on the instance with the fewest pending tokens when its prompt queue is long", () => {
-    const scheduler = new AllMixedPoolScheduler(OPTIONS);
+    const scheduler = new AllMixedPoolScheduler(SCHEDULER_OPTIONS);
     const instances = fleetOf(scheduler);
     for (const instance of instances) {
       instance.schedPendingTokens = 8000;
@@ -191,7 +186,7 @@ void describe("all_mixed_pool", () => {
 
 void describe("unified_pool", () => {
   void it("co-locates on an idle instance: shipping a KV cache only adds cost there", () => {
-    const scheduler = new UnifiedPoolScheduler(OPTIONS);
+    const scheduler = new UnifiedPoolScheduler(SCHEDULER_OPTIONS);
     const instances = fleetOf(scheduler);
     for (const instance of instances.slice(0, 3)) instance.tokenTasksInBatch = 4;
     const placement = scheduler.schedule(request(1000))!;
@@ -200,7 +195,7 @@ void describe("unified_pool", () => {
   });
 
   void it("prefills away from decode work and ships when the idle instance cannot hold the decode", () => {
-    const scheduler = new UnifiedPoolScheduler(OPTIONS);
+    const scheduler = new UnifiedPoolScheduler(SCHEDULER_OPTIONS);
     const [a, b, c, d] = fleetOf(scheduler);
     for (const busy of [b, c, d]) busy!.tokenTasksInBatch = 4;
     b!.pendingRequests.length = 0;
@@ -216,7 +211,7 @@ void describe("unified_pool", () => {
   });
 
   void it("holds the request when no pair has the memory for it", () => {
-    const scheduler = new UnifiedPoolScheduler(OPTIONS);
+    const scheduler = new UnifiedPoolScheduler(SCHEDULER_OPTIONS);
     for (const instance of fleetOf(scheduler)) instance.schedMemory = instance.maxMemory - 500;
     assert.equal(scheduler.schedule(request(1000)), null);
   });
@@ -232,7 +227,7 @@ function placements(scheduler: RequestScheduler, count: number): [number, number
 
 void describe("co-located and KV choice rules (spec §3.2, §3.3)", () => {
   void it("round_robin cycles through the instances in order, skipping those not ACTIVE", () => {
-    const scheduler = new RoundRobinScheduler(OPTIONS);
+    const scheduler = new RoundRobinScheduler(SCHEDULER_OPTIONS);
     const instances = fleetOf(scheduler);
     assert.deepEqual(
       placements(scheduler, 5).map(([prompt]) => prompt),
@@ -246,7 +241,7 @@ void describe("co-located and KV choice rules (spec §3.2, §3.3)", () => {
   });
 
   void it("jsq takes the instance with the fewest requests on it, the first on ties", () => {
-    const scheduler = new JsqScheduler(OPTIONS);
+    const scheduler = new JsqScheduler(SCHEDULER_OPTIONS);
     const instances = fleetOf(scheduler);
     for (const [i, count] of [3, 1, 1, 2].entries())
       for (let k = 0; k < count; k++) (instances[i]!.pendingRequests as unknown[]).push({});
@@ -257,7 +252,7 @@ void describe("co-located and KV choice rules (spec §3.2, §3.3)", () => {
   void it("random draws uniformly from the ACTIVE instances with the run's seeded stream", () => {
     const draws = [0, 0.34, 0.67, 0.99];
     let next = 0;
-    const scheduler = new RandomScheduler({ ...OPTIONS, random: () => draws[next++]! });
+    const scheduler = new RandomScheduler({ ...SCHEDULER_OPTIONS, random: () => draws[next++]! });
     const instances = fleetOf(scheduler);
     instances[1]!.status = InstanceStatus.ScalingUp;
     // Usable: 0, 2, 3; a draw u picks index floor(u * 3).
@@ -268,14 +263,14 @@ void describe("co-located and KV choice rules (spec §3.2, §3.3)", () => {
   });
 
   void it("kv_round_robin cycles each pool on its own; kv_jsq takes each pool's shortest queue", () => {
-    const roundRobin = createScheduler("kv_round_robin", OPTIONS, "test");
+    const roundRobin = createScheduler("kv_round_robin", SCHEDULER_OPTIONS, "test");
     fleetOf(roundRobin);
     assert.deepEqual(placements(roundRobin, 3), [
       [0, 2],
       [1, 3],
       [0, 2],
     ]);
-    const jsq = createScheduler("kv_jsq", OPTIONS, "test");
+    const jsq = createScheduler("kv_jsq", SCHEDULER_OPTIONS, "test");
     const instances = fleetOf(jsq);
     (instances[0]!.pendingRequests as unknown[]).push({});
     (instances[3]!.pendingRequests as unknown[]).push({}, {});
@@ -283,7 +278,7 @@ void describe("co-located and KV choice rules (spec §3.2, §3.3)", () => {
   });
 
   void it("adaptive_mixed_pool keeps to ACTIVE instances even with compat.ignore_instance_status (as the fork)", () => {
-    const scheduler = new AdaptiveMixedPoolScheduler({ ...OPTIONS, ignoreInstanceStatus: true });
+    const scheduler = new AdaptiveMixedPoolScheduler({ ...SCHEDULER_OPTIONS, ignoreInstanceStatus: true });
     const instances = fleetOf(scheduler);
     instances[0]!.status = InstanceStatus.Draining;
     instances[2]!.status = InstanceStatus.Draining;

@@ -13,6 +13,7 @@ import { validateConfig, type LoadedConfig } from "../../src/config/config.ts";
 import { Rng } from "../../src/core/rng.ts";
 import type { IterationTimeModel } from "../../src/model/performance.ts";
 import type { SimRequest } from "../../src/serving/request.ts";
+import type { SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
 import { buildSetup, performanceModelFor } from "../../src/simulate/setup.ts";
 import { Simulation } from "../../src/simulate/simulation.ts";
 import { openConfiguredWorkload } from "../../src/simulate/workload.ts";
@@ -21,6 +22,17 @@ export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const AZURE_CONV = "data/traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv";
 
 export type Raw = Record<string, unknown>;
+
+/** Scheduler options at their defaults (200 GB/s KV shipments, mixed_pool borrows), for unit tests. */
+export const SCHEDULER_OPTIONS: SchedulerOptions = {
+  transferBandwidthGBps: 200,
+  promptMaxPendingBatchTokens: 8192,
+  onSaturation: "borrow",
+  kvTokenJsqUpstream: false,
+  ignoreInstanceStatus: false,
+  maxRequestsPerInstance: 0,
+  random: () => 0,
+};
 
 /** A temporary directory removed when the test file's tests are done. */
 export function scratchDir(prefix: string): string {

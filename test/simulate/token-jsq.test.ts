@@ -5,7 +5,7 @@ import { InstanceStatus, type Instance } from "../../src/serving/instance.ts";
 import type { SimRequest } from "../../src/serving/request.ts";
 import { TokenJsqScheduler } from "../../src/serving/schedulers/colocated.ts";
 import { MixedPoolScheduler } from "../../src/serving/schedulers/mixed-pool.ts";
-import type { SchedulerOptions } from "../../src/serving/schedulers/scheduler.ts";
+import { SCHEDULER_OPTIONS } from "./simulation-helpers.ts";
 
 /** The fields token_jsq reads and writes on an instance. */
 interface FakeInstance {
@@ -16,16 +16,6 @@ interface FakeInstance {
   schedSlot: number;
   schedLoadChanged: ((instance: Instance) => void) | null;
 }
-
-const OPTIONS: SchedulerOptions = {
-  transferBandwidthGBps: 1,
-  promptMaxPendingBatchTokens: 8192,
-  onSaturation: "borrow",
-  kvTokenJsqUpstream: false,
-  ignoreInstanceStatus: false,
-  maxRequestsPerInstance: 0,
-  random: () => 0,
-};
 
 /** Upstream's choice: the first ACTIVE instance, in list order, with the fewest pending tokens. */
 function firstActiveMinimum(instances: readonly FakeInstance[]): FakeInstance | null {
@@ -40,7 +30,7 @@ function firstActiveMinimum(instances: readonly FakeInstance[]): FakeInstance | 
 void describe("token_jsq", () => {
   void it("places exactly where a scan of the ACTIVE instances would, as loads, states and the fleet change", () => {
     const rng = new Rng(5);
-    const scheduler = new TokenJsqScheduler(OPTIONS);
+    const scheduler = new TokenJsqScheduler(SCHEDULER_OPTIONS);
     const fleet: FakeInstance[] = [];
     let nextId = 0;
     const add = (): void => {
@@ -121,7 +111,7 @@ void describe("compat.ignore_instance_status", () => {
   void it("lets mixed_pool place work on a draining instance, as upstream's KV schedulers do", () => {
     for (const ignore of [false, true]) {
       const instances = fleet();
-      const scheduler = new MixedPoolScheduler({ ...OPTIONS, ignoreInstanceStatus: ignore });
+      const scheduler = new MixedPoolScheduler({ ...SCHEDULER_OPTIONS, ignoreInstanceStatus: ignore });
       for (const instance of instances) scheduler.addInstance(instance);
       const placement = scheduler.schedule(request);
       assert.equal(placement?.prompt, instances[ignore ? 0 : 1], `ignore_instance_status: ${ignore}`);
@@ -131,7 +121,7 @@ void describe("compat.ignore_instance_status", () => {
 
   void it("does not change token_jsq, which the DRL fork filters to ACTIVE instances", () => {
     const instances = fleet();
-    const scheduler = new TokenJsqScheduler({ ...OPTIONS, ignoreInstanceStatus: true });
+    const scheduler = new TokenJsqScheduler({ ...SCHEDULER_OPTIONS, ignoreInstanceStatus: true });
     for (const instance of instances) scheduler.addInstance(instance);
     assert.equal(scheduler.schedule(request)?.prompt, instances[1]);
   });
