@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
-import { gunzipSync } from "node:zlib";
+import { Inflate, Z_BUF_ERROR } from "pako";
 import { WorkloadError } from "./errors.ts";
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
@@ -20,16 +20,18 @@ export interface LineReaderOptions {
  * Handles '\n' and '\r\n' endings, a last line without a newline, lines (and UTF-8 characters) that
  * span chunks, and a leading byte-order mark.
  *
- * Files ending in `.gz` are inflated whole with zlib.gunzipSync, because Node has no synchronous
- * streaming gunzip: the decompressed file must fit in memory, so keep large traces uncompressed.
+ * Files ending in `.gz` stream too, through pako's incremental inflater: Node's zlib streams only
+ * asynchronously and its synchronous gunzip needs the whole file in memory. pako checks the gzip
+ * trailer (CRC and length), so a truncated or corrupt file is an error, never a silently short trace.
  */
 export class LineReader implements Iterable<readonly [lineNumber: number, text: string]> {
   /** 1-based number of the line last returned by readLine() (0 before the first). */
   lineNumber = 0;
   private fd: number | undefined;
-  /** The whole decompressed file, for `.gz` input. */
-  private inflated: Buffer | undefined;
-  private inflatedOffset = 0;
+  /** The incremental gunzip of a `.gz` input (undefined for plain files and once it has ended). */
+  private inflater: Inflate | undefined;
+  /** Text the inflater decoded that readChunk has not returned yet. */
+  private readonly inflatedText: string[] = [];
   private readonly buffer: Buffer | undefined;
   private readonly chunkSize: number;
   private readonly decoder = new StringDecoder("utf8");
@@ -47,17 +49,22 @@ export class LineReader implements Iterable<readonly [lineNumber: number, text: 
       throw new RangeError(`chunkSize must be a positive integer, got ${this.chunkSize}`);
     }
     try {
+      this.fd = openSync(path, "r");
+      // Opening a directory succeeds on Linux; only the first read would fail (EISDIR).
+      if (fstatSync(this.fd).isDirectory()) {
+        closeSync(this.fd);
+        this.fd = undefined;
+        throw new WorkloadError({ file: path }, "is a directory, expected a trace file");
+      }
+      this.buffer = Buffer.allocUnsafe(this.chunkSize);
       if (path.toLowerCase().endsWith(".gz")) {
-        this.inflated = gunzipSync(readFileSync(path));
-      } else {
-        this.fd = openSync(path, "r");
-        // Opening a directory succeeds on Linux; only the first read would fail (EISDIR).
-        if (fstatSync(this.fd).isDirectory()) {
-          closeSync(this.fd);
-          this.fd = undefined;
-          throw new WorkloadError({ file: path }, "is a directory, expected a trace file");
-        }
-        this.buffer = Buffer.allocUnsafe(this.chunkSize);
+        const inflater = new Inflate({ chunkSize: this.chunkSize });
+        // Decoded at once: pako may reuse its output buffer for the next chunk.
+        inflater.onData = (bytes) => {
+          const text = this.decoder.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+          if (text !== "") this.inflatedText.push(text);
+        };
+        this.inflater = inflater;
       }
     } catch (error) {
       if (error instanceof WorkloadError) throw error;
@@ -102,7 +109,7 @@ export class LineReader implements Iterable<readonly [lineNumber: number, text: 
       closeSync(this.fd);
       this.fd = undefined;
     }
-    this.inflated = undefined;
+    this.inflater = undefined;
   }
 
   *[Symbol.iterator](): Iterator<readonly [lineNumber: number, text: string]> {
@@ -124,17 +131,39 @@ export class LineReader implements Iterable<readonly [lineNumber: number, text: 
 
   /** Decoded text of the next chunk, or undefined at the end of the input. */
   private readChunk(): string | undefined {
-    if (this.inflated !== undefined) {
-      if (this.inflatedOffset >= this.inflated.length) return undefined;
-      const end = Math.min(this.inflatedOffset + this.chunkSize, this.inflated.length);
-      const chunk = this.decoder.write(this.inflated.subarray(this.inflatedOffset, end));
-      this.inflatedOffset = end;
-      return chunk;
-    }
     if (this.fd === undefined || this.buffer === undefined) return undefined;
+    if (this.inflater !== undefined) return this.readInflatedChunk(this.inflater);
     const bytesRead = readSync(this.fd, this.buffer, 0, this.buffer.length, null);
     if (bytesRead === 0) return undefined;
     return this.decoder.write(this.buffer.subarray(0, bytesRead));
+  }
+
+  /** Feeds compressed chunks to the inflater until it has decoded some text (undefined at the end). */
+  private readInflatedChunk(inflater: Inflate): string | undefined {
+    const fd = this.fd!;
+    const buffer = this.buffer!;
+    while (this.inflatedText.length === 0) {
+      if (inflater.ended) return undefined;
+      const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
+      const last = bytesRead === 0;
+      inflater.push(buffer.subarray(0, bytesRead), last);
+      // At the end of the file, zlib's "buffer error" means the stream stopped mid-way.
+      if (last && (inflater.err === Z_BUF_ERROR || (inflater.err === 0 && !inflater.ended))) {
+        throw new WorkloadError(
+          { file: this.path, line: this.lineNumber + 1 },
+          "the gzip data ends early (the file is truncated)",
+        );
+      }
+      if (inflater.err !== 0) {
+        throw new WorkloadError(
+          { file: this.path, line: this.lineNumber + 1 },
+          `cannot decompress the gzip data: ${inflater.msg || `zlib error ${inflater.err}`}`,
+        );
+      }
+    }
+    const text = this.inflatedText.length === 1 ? this.inflatedText[0]! : this.inflatedText.join("");
+    this.inflatedText.length = 0;
+    return text;
   }
 }
 

@@ -1,8 +1,6 @@
-import { closeSync, openSync, readSync } from "node:fs";
-import { constants as zlibConstants, gunzipSync } from "node:zlib";
 import { AzureTraceReader } from "./azure.ts";
 import { WorkloadError } from "./errors.ts";
-import { describeError, LineReader } from "./line-reader.ts";
+import { LineReader } from "./line-reader.ts";
 import { MooncakeTraceReader } from "./mooncake.ts";
 import { SplitwiseTraceReader } from "./splitwise.ts";
 import type { TraceReader, TraceReaderOptions } from "./trace-reader.ts";
@@ -46,41 +44,17 @@ export function detectTraceFormat(path: string): TraceFormat {
   );
 }
 
-/** The first non-blank line, reading only the start of the file (also of a `.gz` one). */
+/** The first non-blank line, reading only the start of the file (also of a `.gz` one, which streams). */
 function firstLine(path: string): { text: string | undefined; line: number } {
-  if (!path.toLowerCase().endsWith(".gz")) {
-    const reader = new LineReader(path, { chunkSize: 64 * 1024 });
-    try {
-      for (let text = reader.readLine(); text !== undefined; text = reader.readLine()) {
-        if (text.trim() !== "") return { text, line: reader.lineNumber };
-      }
-      return { text: undefined, line: reader.lineNumber };
-    } finally {
-      reader.close();
-    }
-  }
-  // Inflate only a prefix: a sync flush returns what the partial input decodes to instead of failing.
-  let prefix: Buffer;
+  const reader = new LineReader(path, { chunkSize: 64 * 1024 });
   try {
-    const fd = openSync(path, "r");
-    try {
-      const buffer = Buffer.alloc(64 * 1024);
-      prefix = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0));
-    } finally {
-      closeSync(fd);
+    for (let text = reader.readLine(); text !== undefined; text = reader.readLine()) {
+      if (text.trim() !== "") return { text, line: reader.lineNumber };
     }
-    prefix = gunzipSync(prefix, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
-  } catch (error) {
-    throw new WorkloadError({ file: path }, `cannot read file: ${describeError(error)}`);
+    return { text: undefined, line: reader.lineNumber };
+  } finally {
+    reader.close();
   }
-  const lines = prefix
-    .toString("utf8")
-    .replace(/^\uFEFF/, "")
-    .split("\n");
-  for (const [index, text] of lines.entries()) {
-    if (text.trim() !== "") return { text: text.replace(/\r$/, ""), line: index + 1 };
-  }
-  return { text: undefined, line: lines.length };
 }
 
 /** Opens a trace reader for `format` ("auto" detects it). */

@@ -54,10 +54,57 @@ void describe("LineReader", () => {
     ]);
   });
 
-  void it("reads .gz files", () => {
+  void it("reads .gz files, for every chunk size and across gzip members", () => {
     const gz = writeFixture(dir, "lines.txt.gz", gzipSync(content));
     assert.deepEqual(readAll(gz), expected);
-    assert.deepEqual(readAll(gz, 3), expected);
+    for (let chunkSize = 1; chunkSize <= 24; chunkSize++) {
+      assert.deepEqual(readAll(gz, chunkSize), expected, `chunkSize ${chunkSize}`);
+    }
+    // `cat a.gz b.gz > c.gz` is a valid gzip file of both parts (what gzip -d and zcat read).
+    const seam = content.indexOf("é");
+    const members = Buffer.concat([gzipSync(content.slice(0, seam)), gzipSync(content.slice(seam))]);
+    const concatenated = writeFixture(dir, "members.txt.gz", members);
+    assert.deepEqual(readAll(concatenated), expected);
+    assert.deepEqual(readAll(concatenated, 5), expected);
+  });
+
+  void it("streams a .gz file: lines before a damaged end are read before the error", () => {
+    const rows = Array.from({ length: 20_000 }, (_, i) => `${i},${(i * 7919) % 1000}`);
+    const packed = gzipSync(`${rows.join("\n")}\n`);
+    const corrupt = Buffer.from(packed);
+    corrupt[corrupt.length - 6]! ^= 0xff; // inside the CRC-32 trailer
+    const reader = new LineReader(writeFixture(dir, "corrupt-crc.csv.gz", corrupt), { chunkSize: 256 });
+    assert.equal(reader.readLine(), "0,0");
+    assert.equal(reader.readLine(), "1,919");
+    assert.throws(
+      () => {
+        while (reader.readLine() !== undefined);
+      },
+      (error: unknown) =>
+        error instanceof WorkloadError &&
+        error.file.endsWith("corrupt-crc.csv.gz") &&
+        /cannot decompress the gzip data: incorrect data check/.test(error.message),
+    );
+  });
+
+  void it("refuses a truncated or non-gzip .gz file instead of returning a short trace", () => {
+    const packed = gzipSync("a,1\nb,2\n".repeat(5_000));
+    for (const cut of [4, 9, 40, packed.length >> 1]) {
+      const truncated = writeFixture(dir, `truncated-${cut}.csv.gz`, packed.subarray(0, packed.length - cut));
+      assert.throws(
+        () => readAll(truncated),
+        (error: unknown) =>
+          error instanceof WorkloadError && /ends early \(the file is truncated\)/.test(error.message),
+        `cut ${cut}`,
+      );
+    }
+    const plain = writeFixture(dir, "plain.csv.gz", "TIMESTAMP,ContextTokens,GeneratedTokens\n");
+    assert.throws(
+      () => readAll(plain),
+      (error: unknown) =>
+        error instanceof WorkloadError &&
+        /cannot decompress the gzip data: incorrect header check/.test(error.message),
+    );
   });
 
   void it("reports a missing file as a WorkloadError naming it", () => {
