@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import "../policy/builtin.ts";
 import { listPolicies } from "../policy/registry.ts";
-import { formatTable } from "../report/table.ts";
+import { formatTable, terminalWidth } from "../report/table.ts";
 
 export function registerPoliciesCommand(program: Command): void {
   program
@@ -23,6 +23,8 @@ export function registerPoliciesCommand(program: Command): void {
         [policy.name, ...(policy.aliases ?? [])].join(", "),
         policy.description,
       ]);
-      process.stdout.write(`${formatTable(["policy", "description"], rows)}\n`);
+      process.stdout.write(
+        `${formatTable(["policy", "description"], rows, { maxWidth: terminalWidth() })}\n`,
+      );
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { listPresets, DEFAULT_PRESET } from "../config/presets.ts";
-import { formatTable } from "../report/table.ts";
+import { formatTable, terminalWidth } from "../report/table.ts";
 
 export function registerPresetsCommand(program: Command): void {
   program
@@ -23,6 +23,8 @@ export function registerPresetsCommand(program: Command): void {
         preset.name === DEFAULT_PRESET ? `${preset.name} (default)` : preset.name,
         preset.description,
       ]);
-      process.stdout.write(`${formatTable(["preset", "description"], rows)}\n`);
+      process.stdout.write(
+        `${formatTable(["preset", "description"], rows, { maxWidth: terminalWidth() })}\n`,
+      );
     });
 }

@@ -12,6 +12,12 @@ export interface TableOptions {
   readonly formatNumber?: (value: number) => string;
   /** Printed above the table. */
   readonly title?: string;
+  /**
+   * Widest the table may be, in characters (e.g. the terminal's width). Over it, the widest
+   * left-aligned text columns wrap at spaces onto extra lines, down to 16 characters each; numbers
+   * never wrap, so a table of numbers that cannot fit stays one line per row.
+   */
+  readonly maxWidth?: number;
 }
 
 interface BorderCharacters {
@@ -71,6 +77,7 @@ export function formatTable(
   const widths = Array.from({ length: columnCount }, (_, column) =>
     Math.max((headers[column] ?? "").length, ...text.map((row) => row[column]!.length)),
   );
+  if (options.maxWidth !== undefined) narrowColumns(widths, alignment, headers, options.maxWidth);
 
   const pad = (cell: string, column: number): string =>
     alignment[column] === "right" ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!);
@@ -79,15 +86,75 @@ export function formatTable(
   const rule = ([left, join, right]: readonly [string, string, string]): string =>
     `${left}${widths.map((width) => border.horizontal.repeat(width + 2)).join(join)}${right}`;
 
+  // A row whose wrapped cells take several lines prints them side by side, padded with blanks.
+  const rowLines = (cells: readonly string[]): string[] => {
+    const wrapped = cells.map((cell, column) => wrapText(cell, widths[column]!));
+    const height = Math.max(1, ...wrapped.map((parts) => parts.length));
+    return Array.from({ length: height }, (_, index) => line(wrapped.map((parts) => parts[index] ?? "")));
+  };
   const lines = [
     rule(border.top),
     line(Array.from({ length: columnCount }, (_, column) => headers[column] ?? "")),
     rule(border.middle),
-    ...text.map(line),
+    ...text.flatMap(rowLines),
     rule(border.bottom),
   ];
   if (options.title !== undefined) lines.unshift(options.title);
   return lines.join("\n");
+}
+
+/** The terminal's width when stdout is one (tables then wrap to it), else undefined: piped output keeps one line per row. */
+export function terminalWidth(stream: NodeJS.WriteStream = process.stdout): number | undefined {
+  return stream.isTTY && stream.columns > 0 ? stream.columns : undefined;
+}
+
+/** Columns narrower than this are never wrapped (a description squeezed further reads worse than a wide table). */
+const MIN_WRAPPED_WIDTH = 16;
+
+/** Shrinks the widest left-aligned columns until the table fits `maxWidth` or none can shrink more. */
+function narrowColumns(
+  widths: number[],
+  alignment: readonly Alignment[],
+  headers: readonly string[],
+  maxWidth: number,
+): void {
+  // Each column takes its width plus 3 characters of border and padding; the table one more.
+  const total = (): number => widths.reduce((sum, width) => sum + width + 3, 1);
+  while (total() > maxWidth) {
+    let widest = -1;
+    for (let column = 0; column < widths.length; column++) {
+      const floor = Math.max(MIN_WRAPPED_WIDTH, (headers[column] ?? "").length);
+      if (alignment[column] !== "left" || widths[column]! <= floor) continue;
+      if (widest < 0 || widths[column]! > widths[widest]!) widest = column;
+    }
+    if (widest < 0) return;
+    const floor = Math.max(MIN_WRAPPED_WIDTH, (headers[widest] ?? "").length);
+    widths[widest] = Math.max(floor, widths[widest]! - (total() - maxWidth));
+  }
+}
+
+/** Splits `text` into lines of at most `width` characters at spaces (a longer word is cut). */
+export function wrapText(text: string, width: number): string[] {
+  if (text.length <= width) return [text];
+  const lines: string[] = [];
+  let current = "";
+  for (const word of text.split(" ")) {
+    let rest = word;
+    while (rest.length > width) {
+      if (current !== "") lines.push(current);
+      lines.push(rest.slice(0, width));
+      rest = rest.slice(width);
+      current = "";
+    }
+    if (current === "") current = rest;
+    else if (current.length + 1 + rest.length <= width) current += ` ${rest}`;
+    else {
+      lines.push(current);
+      current = rest;
+    }
+  }
+  if (current !== "" || lines.length === 0) lines.push(current);
+  return lines;
 }
 
 function milliseconds(seconds: number | null): string {

@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { RequestMetricsCollector } from "../../src/metrics/collector.ts";
 import { buildRunSummary } from "../../src/metrics/summary.ts";
-import { formatSummaryTable, formatTable } from "../../src/report/table.ts";
+import { formatSummaryTable, formatTable, wrapText } from "../../src/report/table.ts";
 
 void test("formatTable right-aligns numbers and keeps every line the same width", () => {
   const text = formatTable(
@@ -56,4 +56,46 @@ void test("formatSummaryTable shows latencies in ms and the SLO attainment", () 
   assert.doesNotMatch(text, /refused/, "no refusal row when nothing was refused");
   const refused = formatSummaryTable(buildRunSummary({ collector, rejected: 3, wall_s: 0.5 }));
   assert.match(refused, /requests refused \(KV cache too small\)\s+│\s+3/);
+});
+
+void test("formatTable wraps long text columns at spaces to fit maxWidth, keeping numbers whole", () => {
+  const description = "a fairly long description that would not fit on a narrow terminal at all";
+  const rows = [
+    ["short", description, 123456],
+    ["second", "fits", 7],
+  ];
+  const text = formatTable(["name", "description", "n"], rows, { style: "ascii", maxWidth: 44 });
+  const lines = text.split("\n");
+  for (const line of lines) assert.equal(line.length, 44, line);
+  assert.deepEqual(lines, [
+    "+--------+------------------------+--------+",
+    "| name   | description            |      n |",
+    "+--------+------------------------+--------+",
+    "| short  | a fairly long          | 123456 |",
+    "|        | description that would |        |",
+    "|        | not fit on a narrow    |        |",
+    "|        | terminal at all        |        |",
+    "| second | fits                   |      7 |",
+    "+--------+------------------------+--------+",
+  ]);
+  // No words lost or reordered.
+  const wrapped = lines
+    .slice(3, 7)
+    .map((line) => line.split("|")[2]!.trim())
+    .join(" ");
+  assert.equal(wrapped, description);
+  // Wide enough: unchanged; a table of numbers that cannot fit is left as it is.
+  assert.equal(
+    formatTable(["name", "description", "n"], rows, { maxWidth: 500 }),
+    formatTable(["name", "description", "n"], rows),
+  );
+  const numbers = formatTable(["a", "b"], [[123456789, 987654321]], { maxWidth: 10, style: "ascii" });
+  assert.equal(numbers.split("\n")[3], "| 123456789 | 987654321 |");
+});
+
+void test("wrapText cuts words longer than the width and keeps short text whole", () => {
+  assert.deepEqual(wrapText("abc", 5), ["abc"]);
+  assert.deepEqual(wrapText("one two three", 7), ["one two", "three"]);
+  assert.deepEqual(wrapText("abcdefghij kl", 4), ["abcd", "efgh", "ij", "kl"]);
+  assert.deepEqual(wrapText("x abcdefghij", 4), ["x", "abcd", "efgh", "ij"]);
 });
