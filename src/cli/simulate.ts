@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from "no
 import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { applyOverrides, readConfigSource, validateConfig, type LoadedConfig } from "../config/config.ts";
+import { withAbsolutePaths } from "../config/resolved-config.ts";
 import { DEFAULT_PRESET, presetPath } from "../config/presets.ts";
 import { readSplitwiseConfig } from "../config/splitwise-compat.ts";
 import { UsageError } from "../errors.ts";
@@ -168,7 +169,8 @@ function baseName(path: string): string {
 async function simulateCommand(options: SimulateOptions): Promise<void> {
   const { loaded, name, upstream } = resolveSimulateConfig(options);
   if (options.printConfig === true) {
-    process.stdout.write(stringify(loaded.config));
+    // Absolute paths, so the printed config runs from wherever it is saved.
+    process.stdout.write(stringify(withAbsolutePaths(loaded.config, loaded.baseDir, loaded.source)));
     return;
   }
   const outDir = options.out ?? join("out", name.replace(/[^A-Za-z0-9._-]+/g, "_"));

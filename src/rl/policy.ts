@@ -101,7 +101,7 @@ export function createRlPolicyFromFile(
 }
 
 /** Resolves `checkpoint` against the directory of the config that names it. */
-function checkpointPath(checkpoint: string, source: string): string {
+export function checkpointPath(checkpoint: string, source: string): string {
   const base = existsSync(source) && statSync(source).isFile() ? dirname(resolve(source)) : process.cwd();
   return resolve(base, checkpoint);
 }

@@ -24,6 +24,7 @@ import type { RequestSource } from "../workload/types.ts";
 import type { Policy } from "../policy/types.ts";
 import type { ScalingSummary } from "../metrics/summary.ts";
 import { ConfigError } from "../errors.ts";
+import { withAbsolutePaths } from "../config/resolved-config.ts";
 import { attachAutoscaling, policyContextFor, type AttachedAutoscaling } from "./autoscaling-setup.ts";
 import { buildPolicy } from "./policy-setup.ts";
 import { buildSetup } from "./setup.ts";
@@ -275,7 +276,10 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
     const csv = summaryToCsvRow(summary);
     writeFileSync(join(out, "summary.csv"), `${csv.header}\n${csv.row}\n`);
     writeFileSync(join(out, "instances.csv"), instancesCsv(outcome));
-    writeFileSync(join(out, "config.resolved.yaml"), stringify(config));
+    writeFileSync(
+      join(out, "config.resolved.yaml"),
+      stringify(withAbsolutePaths(config, baseDir, loaded.source)),
+    );
     files.push("summary.json", "summary.csv", "timeline.csv", "instances.csv", "config.resolved.yaml");
     if (autoscaling !== undefined) {
       writeFileSync(join(out, "replicas.csv"), replicasCsv(autoscaling));

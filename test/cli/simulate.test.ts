@@ -301,7 +301,15 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.ok(rows.length <= 100_001, `${rows.length} lines`);
 
     // --set workload.* shapes the --trace workload (it used to be dropped when --trace replaced it).
-    const rebased = await cli(...base, "--trace", epoch, "--set", "workload.start_s=1700000000");
+    const rebased = await cli(
+      ...base,
+      "--trace",
+      epoch,
+      "--set",
+      "workload.start_s=1700000000",
+      "--out",
+      join(scratch, "rebased"),
+    );
     assert.equal(rebased.code, 0, rebased.stderr);
     assert.doesNotMatch(rebased.stderr, /first request arrives|timeline\.csv uses/);
 
@@ -347,6 +355,45 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     assert.ok(!existsSync(join(out, "requests.csv")), "requests.csv of the first run");
     assert.ok(!existsSync(join(out, "timeline.png")), "timeline.png of the first run");
     assert.ok(existsSync(join(out, "summary.json")));
+  });
+
+  void it("config.resolved.yaml reruns the same run from its output directory (paths made absolute)", async () => {
+    // azure-code-autoscale names its trace as ../data/...; rl-azure-conv also an RL checkpoint.
+    for (const preset of ["azure-code-autoscale", "rl-azure-conv"]) {
+      const first = join(scratch, `resolved-${preset}`);
+      const again = join(scratch, `resolved-${preset}-again`);
+      const ran = await cli("simulate", "--preset", preset, ...SMALL, "--no-charts", "--out", first);
+      assert.equal(ran.code, 0, ran.stderr);
+      const resolved = readFileSync(join(first, "config.resolved.yaml"), "utf8");
+      assert.doesNotMatch(resolved, /\.\.\//, "no relative path left");
+      const rerun = await cli(
+        "simulate",
+        "--config",
+        join(first, "config.resolved.yaml"),
+        ...SMALL,
+        "--no-charts",
+        "--out",
+        again,
+      );
+      assert.equal(rerun.code, 0, rerun.stderr);
+      // The hash is of the config as written (relative paths), so only it and the wall time differ.
+      const summary = (dir: string): unknown => {
+        const { wall_s, config_hash, ...rest } = JSON.parse(
+          readFileSync(join(dir, "summary.json"), "utf8"),
+        ) as Record<string, unknown>;
+        assert.equal(typeof wall_s, "number");
+        assert.equal(typeof config_hash, "string");
+        return rest;
+      };
+      assert.deepEqual(summary(again), summary(first), preset);
+      for (const file of ["timeline.csv", "replicas.csv", "decisions.csv"]) {
+        assert.equal(
+          readFileSync(join(again, file), "utf8"),
+          readFileSync(join(first, file), "utf8"),
+          `${preset} ${file}`,
+        );
+      }
+    }
   });
 
   void it("--no-charts writes timeline.csv but no chart", async () => {
