@@ -18,6 +18,8 @@ export class AzureTraceReader extends TraceReader {
   private readonly contextColumn: number;
   private readonly generatedColumn: number;
   private readonly lastColumn: number;
+  /** Number of columns the header names: a line with more values has a shifted column. */
+  private readonly headerColumns: number;
   private readonly timestamp = new TimestampParser();
   private firstSeconds = Number.NaN;
   private firstFraction = 0;
@@ -28,7 +30,8 @@ export class AzureTraceReader extends TraceReader {
     this.row = new CsvRow(path);
     try {
       const header = this.readHeader(AZURE_COLUMNS.join(", "));
-      const columns = locateColumns(header.text, path, header.line, "Azure LLM inference", AZURE_COLUMNS);
+      const columns = locateColumns(this.row, header, "azure", AZURE_COLUMNS);
+      this.headerColumns = this.row.count;
       this.timestampColumn = columns.TIMESTAMP;
       this.contextColumn = columns.ContextTokens;
       this.generatedColumn = columns.GeneratedTokens;
@@ -47,7 +50,8 @@ export class AzureTraceReader extends TraceReader {
       row.require(this.contextColumn, CONTEXT_TOKENS);
       row.require(this.generatedColumn, GENERATED_TOKENS);
     }
-    if (!this.timestamp.parse(text, row.startOf(this.timestampColumn), row.endOf(this.timestampColumn))) {
+    if (row.count > this.headerColumns) row.requireWidth(this.headerColumns);
+    if (!this.timestamp.parse(row.text, row.startOf(this.timestampColumn), row.endOf(this.timestampColumn))) {
       throw new WorkloadError(
         row.at(TIMESTAMP),
         `expected a timestamp like "2023-11-16 18:15:46.6805900", got "${row.field(this.timestampColumn)}"`,
@@ -87,8 +91,8 @@ export class TimestampParser {
 
   /** Parses text[start, end); false when it is not a timestamp. */
   parse(text: string, start: number, end: number): boolean {
-    while (start < end && text.charCodeAt(start) === 32) start++;
-    while (end > start && text.charCodeAt(end - 1) === 32) end--;
+    while (start < end && isBlankCode(text.charCodeAt(start))) start++;
+    while (end > start && isBlankCode(text.charCodeAt(end - 1))) end--;
     if (end - start < 19) return false;
     const year = digits(text, start, 4);
     const month = digits(text, start + 5, 2);
@@ -156,6 +160,10 @@ export class TimestampParser {
     this.fraction = fraction;
     return true;
   }
+}
+
+function isBlankCode(code: number): boolean {
+  return code === 32 || code === 9;
 }
 
 function daysInMonth(year: number, month: number): number {

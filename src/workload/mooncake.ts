@@ -1,4 +1,5 @@
 import { checkPositiveInteger } from "./csv.ts";
+import { firstLineHint } from "./first-line.ts";
 import { WorkloadError } from "./errors.ts";
 import { describeError } from "./line-reader.ts";
 import { TraceReader, type TraceReaderOptions } from "./trace-reader.ts";
@@ -19,7 +20,12 @@ export class MooncakeTraceReader extends TraceReader {
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw new WorkloadError({ file: this.file, line }, `invalid JSON: ${describeError(error)}`);
+      // On the first line, a CSV header means the format was set wrong.
+      const hint = this.rowIndex === 0 ? firstLineHint(text, "mooncake") : "";
+      const detail = text.trimStart().startsWith("{")
+        ? `invalid JSON: ${describeError(error)}`
+        : `expected one JSON object per line, got ${shorten(text)}`;
+      throw new WorkloadError({ file: this.file, line }, detail + hint);
     }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       throw new WorkloadError(

@@ -29,6 +29,8 @@ export class SplitwiseTraceReader extends TraceReader {
   private readonly tokenColumn: number;
   private readonly idColumn: number | undefined;
   private readonly lastColumn: number;
+  /** Number of columns the header names: a line with more values has a shifted column. */
+  private readonly headerColumns: number;
   private rowIndex = 0;
   private readonly ids = new UniqueIds();
 
@@ -37,7 +39,8 @@ export class SplitwiseTraceReader extends TraceReader {
     this.row = new CsvRow(path);
     try {
       const header = this.readHeader(SPLITWISE_COLUMNS.join(", "));
-      const columns = locateColumns(header.text, path, header.line, "splitwise", REQUIRED, OPTIONAL);
+      const columns = locateColumns(this.row, header, "splitwise", REQUIRED, OPTIONAL);
+      this.headerColumns = this.row.count;
       this.arrivalColumn = columns.arrival_timestamp;
       this.promptColumn = columns.prompt_size;
       this.tokenColumn = columns.token_size;
@@ -58,6 +61,7 @@ export class SplitwiseTraceReader extends TraceReader {
       row.require(this.promptColumn, "prompt_size");
       row.require(this.tokenColumn, "token_size");
     }
+    if (row.count > this.headerColumns) row.requireWidth(this.headerColumns);
     this.rowTime_s = row.finiteNumber(this.arrivalColumn, "arrival_timestamp");
     this.rowPrompt = row.positiveInteger(
       this.promptColumn,

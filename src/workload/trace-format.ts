@@ -1,4 +1,5 @@
 import { AzureTraceReader } from "./azure.ts";
+import { firstLineHint, formatOfFirstLine } from "./first-line.ts";
 import { WorkloadError } from "./errors.ts";
 import { LineReader } from "./line-reader.ts";
 import { MooncakeTraceReader } from "./mooncake.ts";
@@ -15,8 +16,8 @@ const SUPPORTED_FORMATS =
 
 /**
  * Tells a trace's format from its extension (`.jsonl` is Mooncake) or its first non-blank line: a
- * JSON object is Mooncake, a header with TIMESTAMP is Azure, one with request_id or
- * arrival_timestamp is splitwise.
+ * JSON object is Mooncake; a header with all of a format's columns is that format; else one with
+ * TIMESTAMP is Azure, one with request_id or arrival_timestamp is splitwise.
  */
 export function detectTraceFormat(path: string): TraceFormat {
   const name = path.toLowerCase().replace(/\.gz$/, "");
@@ -28,19 +29,13 @@ export function detectTraceFormat(path: string): TraceFormat {
       `the file is empty, so its trace format is unknown; supported formats: ${SUPPORTED_FORMATS}`,
     );
   }
-  if (first.trimStart().startsWith("{")) return "mooncake";
-  const columns = first.split(",").map((column) =>
-    column
-      .trim()
-      .replace(/^"(.*)"$/, "$1")
-      .toLowerCase(),
-  );
-  if (columns.includes("timestamp")) return "azure";
-  if (columns.includes("request_id") || columns.includes("arrival_timestamp")) return "splitwise";
+  const format = formatOfFirstLine(first);
+  if (format !== undefined) return format;
   const shown = first.length > 80 ? `${first.slice(0, 77)}...` : first;
   throw new WorkloadError(
     { file: path, line },
-    `cannot tell the trace format from the first line "${shown}"; supported formats: ${SUPPORTED_FORMATS}`,
+    `cannot tell the trace format from the first line "${shown}"; supported formats: ${SUPPORTED_FORMATS}` +
+      firstLineHint(first, undefined),
   );
 }
 
