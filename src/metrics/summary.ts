@@ -220,14 +220,25 @@ function flatten(value: unknown, path: string[], out: [string, string][]): void 
   out.push([columnName(path), csvValue(value)]);
 }
 
+/** The shape of a missing `scaling` (null): its columns, all empty. */
+const NO_SCALING: { readonly [K in keyof ScalingSummary]: null | Record<string, null> } = {
+  policy: null,
+  events: null,
+  decisions: null,
+  max_replicas: null,
+  final_replicas: null,
+  gpu_seconds_by_state: { starting: null, active: null, draining: null, unassigned: null },
+};
+
 /**
  * One-row CSV of the summary: nested keys joined with "_" (`ttft_s_p99`, `requests_arrived`,
  * `slo_attainment`, `extra_<key>`), numbers unquoted in shortest round-trip form, missing values
- * empty, booleans `true`/`false`. `pandas.read_csv` loads it directly.
+ * empty, booleans `true`/`false`. `pandas.read_csv` loads it directly. A missing `scaling` keeps its
+ * `scaling_*` columns (empty), so rows of runs with and without it share one header.
  */
 export function summaryToCsvRow(summary: RunSummary): CsvRow {
   const cells: [string, string][] = [];
-  flatten(summary, [], cells);
+  flatten(summary.scaling === null ? { ...summary, scaling: NO_SCALING } : summary, [], cells);
   const seen = new Set<string>();
   for (const [name] of cells) {
     if (seen.has(name)) throw new Error(`summary CSV column "${name}" appears twice (check the extra keys)`);

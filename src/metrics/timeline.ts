@@ -71,6 +71,28 @@ export const TIMELINE_COLUMNS = [
  */
 const DENSE_INTERVALS = 1 << 20;
 
+/**
+ * Where interval `index` starts, as written to timeline.csv: `index × interval` rounded to 15
+ * significant digits, so a fractional interval gives 10.1 rather than 10.100000000000001 (rows stay
+ * contiguous: one row's end_s is the next one's start_s). Whole-second intervals are exact already.
+ */
+export function intervalBoundary(index: number, interval: number): number {
+  const exact = index * interval;
+  return Number.isInteger(interval) ? exact : Number(exact.toPrecision(15));
+}
+
+/**
+ * The interval [boundary(k), boundary(k+1)) holding `time_s`. `time / interval` alone can fall just
+ * below a whole number (10.3 / 0.1 = 102.99999999999999), which would count a time on a boundary in
+ * the interval before it; near a boundary the time is compared with the boundary itself.
+ */
+export function intervalIndex(time_s: number, interval: number): number {
+  const scaled = time_s / interval;
+  const nearest = Math.round(scaled);
+  if (Math.abs(scaled - nearest) > 1e-9) return Math.floor(scaled);
+  return time_s >= intervalBoundary(nearest, interval) ? nearest : nearest - 1;
+}
+
 /** Counts events per fixed interval of time [k·interval, (k+1)·interval). */
 export class IntervalCounter {
   private readonly counts: number[] = [];
@@ -82,7 +104,7 @@ export class IntervalCounter {
   }
 
   add(time_s: number): void {
-    const index = Math.max(0, Math.floor(time_s / this.interval_s));
+    const index = Math.max(0, intervalIndex(time_s, this.interval_s));
     if (index >= DENSE_INTERVALS) {
       this.sparse.set(index, (this.sparse.get(index) ?? 0) + 1);
       return;
@@ -144,28 +166,81 @@ export interface TimelineInput {
   readonly servers: readonly Occupancy[];
 }
 
-/** Time each occupancy overlaps each interval, summed with its weight (weight·seconds per interval). */
+/** Where each row starts and stops (as written) and its length: whole rows are exactly `interval` long. */
+interface RowBounds {
+  readonly start: Float64Array;
+  readonly stop: Float64Array;
+  readonly length: Float64Array;
+}
+
+function rowBounds(interval: number, first: number, rows: number, warmup: number, end: number): RowBounds {
+  const bounds = {
+    start: new Float64Array(rows),
+    stop: new Float64Array(rows),
+    length: new Float64Array(rows),
+  };
+  for (let row = 0; row < rows; row++) {
+    const lower = intervalBoundary(first + row, interval);
+    const upper = intervalBoundary(first + row + 1, interval);
+    // The first row starts at the warm-up itself when it falls inside an interval.
+    const start = row === 0 ? Math.max(lower, warmup) : lower;
+    const stop = Math.min(upper, end);
+    bounds.start[row] = start;
+    bounds.stop[row] = stop;
+    // 10.2 − 10.1 is not 0.1 in floating point: a whole row divides by the interval itself.
+    bounds.length[row] = start === lower && stop === upper ? interval : stop - start;
+  }
+  return bounds;
+}
+
+/**
+ * Time each occupancy overlaps each row, summed with its weight (`seconds`: weight·seconds per row),
+ * with the weight present for the whole row (`whole`) and the weight·seconds of the others
+ * (`partial`): three instances over a whole 0.1 s row are 3, not 0.30000000000000004 / 0.1.
+ */
+interface RowOccupancy {
+  readonly seconds: Float64Array;
+  readonly whole: Float64Array;
+  readonly partial: Float64Array;
+}
+
 function occupancyPerInterval(
   items: readonly Occupancy[],
   interval: number,
   first: number,
-  rows: number,
-  windowStart: number,
-  end: number,
-): Float64Array {
+  bounds: RowBounds,
+): RowOccupancy {
+  const rows = bounds.start.length;
   const sums = new Float64Array(rows);
+  const whole = new Float64Array(rows);
+  const partial = new Float64Array(rows);
   for (const item of items) {
-    const from = Math.max(item.start_s, windowStart);
-    const to = Math.min(item.end_s, end);
+    const from = Math.max(item.start_s, bounds.start[0]!);
+    const to = Math.min(item.end_s, bounds.stop[rows - 1]!);
     if (!(to > from)) continue;
-    const last = Math.min(rows - 1, Math.floor(to / interval) - first);
-    for (let row = Math.max(0, Math.floor(from / interval) - first); row <= last; row++) {
-      const start = (first + row) * interval;
-      const overlap = Math.min(to, start + interval, end) - Math.max(from, start);
-      if (overlap > 0) sums[row]! += overlap * item.weight;
+    const last = Math.min(rows - 1, intervalIndex(to, interval) - first);
+    for (let row = Math.max(0, intervalIndex(from, interval) - first); row <= last; row++) {
+      const start = bounds.start[row]!;
+      const stop = bounds.stop[row]!;
+      if (from <= start && to >= stop) {
+        sums[row]! += bounds.length[row]! * item.weight;
+        whole[row]! += item.weight;
+        continue;
+      }
+      const overlap = Math.min(to, stop) - Math.max(from, start);
+      if (overlap > 0) {
+        sums[row]! += overlap * item.weight;
+        partial[row]! += overlap * item.weight;
+      }
     }
   }
-  return sums;
+  return { seconds: sums, whole, partial };
+}
+
+/** The time-mean weight of one row: the whole-row weight itself when nothing came or went in it. */
+function meanOccupancy(occupancy: RowOccupancy, row: number, length: number): number {
+  if (!(length > 0)) return 0;
+  return occupancy.partial[row] === 0 ? occupancy.whole[row]! : occupancy.seconds[row]! / length;
 }
 
 /** The interval a timeline over `input` uses: the configured one, widened to at most MAX_TIMELINE_ROWS rows. */
@@ -183,22 +258,24 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
       ? input.arrivals
       : input.arrivals.coarsen(Math.round(interval / input.interval_s));
   const slo = input.slo ?? SPLITWISE_SLO;
-  const first = Math.floor(input.warmup_s / interval);
-  const rows = Math.max(0, Math.ceil(end / interval) - first);
+  const first = intervalIndex(input.warmup_s, interval);
+  // The last row ends at the end of the run (an interval of its own unless the end is a boundary).
+  const endIndex = intervalIndex(end, interval);
+  const rows = Math.max(0, (intervalBoundary(endIndex, interval) === end ? endIndex : endIndex + 1) - first);
   const n = columns.count;
   if (rows === 0) return [];
 
   // Requests grouped by arrival interval with a counting sort: O(n) time and one index per request
   // (4 bytes; a 10-million-request run keeps its metrics columns in memory when this runs).
   const arrivalRow = (i: number): number =>
-    Math.min(rows - 1, Math.max(0, Math.floor(columns.arrival_s[i]! / interval) - first));
+    Math.min(rows - 1, Math.max(0, intervalIndex(columns.arrival_s[i]!, interval) - first));
   const groupStart = new Int32Array(rows + 1);
   const completedPerRow = new Float64Array(rows);
   const outputTokensPerRow = new Float64Array(rows);
   for (let i = 0; i < n; i++) {
     groupStart[arrivalRow(i) + 1]!++;
     const completion = columns.arrival_s[i]! + columns.e2e_s[i]!;
-    const doneRow = Math.min(rows - 1, Math.max(0, Math.floor(completion / interval) - first));
+    const doneRow = Math.min(rows - 1, Math.max(0, intervalIndex(completion, interval) - first));
     completedPerRow[doneRow]!++;
     outputTokensPerRow[doneRow]! += columns.output_tokens[i]!;
   }
@@ -211,10 +288,9 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
   const cursor = groupStart.slice(0, rows);
   for (let i = 0; i < n; i++) order[cursor[arrivalRow(i)]!++] = i;
 
-  // The first row starts at the warm-up itself when it falls inside an interval.
-  const windowStart = Math.max(first * interval, input.warmup_s);
-  const instanceSeconds = occupancyPerInterval(input.instances, interval, first, rows, windowStart, end);
-  const gpuSeconds = occupancyPerInterval(input.servers, interval, first, rows, windowStart, end);
+  const bounds = rowBounds(interval, first, rows, input.warmup_s, end);
+  const instanceOccupancy = occupancyPerInterval(input.instances, interval, first, bounds);
+  const gpuOccupancy = occupancyPerInterval(input.servers, interval, first, bounds);
 
   const scratch = new Float64Array(largestGroup);
   const quantilesOf = (
@@ -229,9 +305,9 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
 
   const out: TimelineRow[] = [];
   for (let row = 0; row < rows; row++) {
-    const start = row === 0 ? windowStart : (first + row) * interval;
-    const stop = Math.min((first + row + 1) * interval, end);
-    const length = stop - start;
+    const start = bounds.start[row]!;
+    const stop = bounds.stop[row]!;
+    const length = bounds.length[row]!;
     const from = groupStart[row]!;
     const to = groupStart[row + 1]!;
     const completed = to - from;
@@ -267,9 +343,9 @@ export function buildTimeline(input: TimelineInput): TimelineRow[] {
       e2e_p99_s: e2e99,
       queue_p99_s: queue99,
       slo_attainment: arrived > 0 ? meeting / arrived : NaN,
-      instances: length > 0 ? instanceSeconds[row]! / length : 0,
-      gpus: length > 0 ? gpuSeconds[row]! / length : 0,
-      gpu_hours: gpuSeconds[row]! / 3600,
+      instances: meanOccupancy(instanceOccupancy, row, length),
+      gpus: meanOccupancy(gpuOccupancy, row, length),
+      gpu_hours: gpuOccupancy.seconds[row]! / 3600,
     });
   }
   return out;

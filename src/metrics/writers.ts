@@ -62,9 +62,9 @@ export class RequestsCsvWriter implements RequestRowSink {
 }
 
 /**
- * Python's `repr` of a float (what pandas `to_csv` writes upstream): the same shortest round-trip
- * digits as JavaScript, but integers keep ".0", exponents are used below 1e-4 and from 1e16 on and
- * have a sign and at least two digits ("1e-05", "1.5e+16"), and non-finite values are nan/inf.
+ * Python's `repr` of a float: the same shortest round-trip digits as JavaScript, but integers keep
+ * ".0", exponents are used below 1e-4 and from 1e16 on and have a sign and at least two digits
+ * ("1e-05", "1.5e+16"), and non-finite values are nan/inf. CSV cells use `pandasCsvFloat`.
  */
 export function pythonFloatRepr(value: number): string {
   if (Number.isNaN(value)) return "nan";
@@ -84,6 +84,14 @@ export function pythonFloatRepr(value: number): string {
   const integerPart = digits.slice(0, exponent + 1).padEnd(exponent + 1, "0");
   const fractionPart = digits.slice(exponent + 1);
   return `${sign}${integerPart}.${fractionPart === "" ? "0" : fractionPart}`;
+}
+
+/**
+ * A float as pandas `to_csv` writes it (upstream's CSV files): Python's repr, except that a missing
+ * value (NaN) is an empty cell (pandas' default `na_rep`), the convention of every splitscale CSV.
+ */
+export function pandasCsvFloat(value: number): string {
+  return Number.isNaN(value) ? "" : pythonFloatRepr(value);
 }
 
 const UPSTREAM_DETAILED_HEADER =
@@ -107,7 +115,7 @@ export function writeUpstreamDetailedCsv(path: string, records: Iterable<Request
         record.prompt_tokens,
         record.output_tokens,
       ]
-        .map(pythonFloatRepr)
+        .map(pandasCsvFloat)
         .join(","),
     );
   }
@@ -193,14 +201,17 @@ export function upstreamSummaryRow(columns: UpstreamColumns, applicationId = 0):
   return { header, values };
 }
 
-/** Text of upstream's `summary.csv` for one or more applications (application_id as an integer). */
+/**
+ * Text of upstream's `summary.csv` for one or more applications (application_id as an integer); a
+ * statistic without values (no completed request) is an empty cell, as pandas writes NaN.
+ */
 export function formatUpstreamSummaryCsv(rows: readonly UpstreamSummaryRow[]): string {
   const first = rows[0];
   if (first === undefined) throw new Error("upstream summary needs at least one row");
   const lines = [first.header.join(",")];
   for (const row of rows) {
     const [applicationId = 0, ...statistics] = row.values;
-    lines.push([String(applicationId), ...statistics.map(pythonFloatRepr)].join(","));
+    lines.push([String(applicationId), ...statistics.map(pandasCsvFloat)].join(","));
   }
   return `${lines.join("\n")}\n`;
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { RequestRecord } from "../metrics/types.ts";
 import {
   formatUpstreamSummaryCsv,
-  pythonFloatRepr,
+  pandasCsvFloat,
   upstreamSummaryRow,
   writeUpstreamDetailedCsv,
 } from "../metrics/writers.ts";
@@ -52,7 +52,7 @@ export function requestNodesOf(request: SimRequest, now: number): RequestNodes {
 export function formatRequestNodesCsv(nodes: Iterable<RequestNodes>): string {
   const lines = [REQUEST_NODES_HEADER];
   const row = (id: number, node: number, type: string, runner: string, start: number, end: number): string =>
-    [id, GENERATIVE_REQUEST_TYPE, node, type, runner, pythonFloatRepr(start), pythonFloatRepr(end)].join(",");
+    [id, GENERATIVE_REQUEST_TYPE, node, type, runner, pandasCsvFloat(start), pandasCsvFloat(end)].join(",");
   for (const n of nodes) {
     lines.push(row(n.id, 0, "PROMPT", n.promptRunner, n.promptStart, n.promptEnd));
     lines.push(row(n.id, 1, "TOKEN", n.tokenRunner, n.tokenStart, n.tokenEnd));
@@ -70,7 +70,7 @@ export function formatAllocCsv(instances: readonly InstanceAccounting[]): string
   for (const instance of instances) {
     // Labels are upstream's `{processor}_{instance id}`; processor names have no underscore.
     const processor = instance.label.slice(0, instance.label.lastIndexOf("_"));
-    lines.push(`${processor},${pythonFloatRepr(instance.utilization)}`);
+    lines.push(`${processor},${pandasCsvFloat(instance.utilization)}`);
   }
   return `${lines.join("\n")}\n`;
 }
