@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { type Command } from "commander";
 import { formatTable } from "../report/table.ts";
 import { TIMELINE_COLUMNS, timelineCsvRow, type TimelineRow } from "../metrics/timeline.ts";
-import { csvField } from "../metrics/summary.ts";
+import { csvCell, csvField } from "../metrics/summary.ts";
 import { renderSvg, replicasChartSpec, svgToPng, timelineComparisonChartSpec } from "../report/charts.ts";
 import { planRuns, runComparison, type ComparedPolicy } from "../simulate/compare.ts";
 import { configNotes } from "../simulate/setup.ts";
@@ -94,10 +94,10 @@ export function compareTable(rows: readonly ComparedPolicy[]): string {
 
 function compareCsv(rows: readonly ComparedPolicy[]): string {
   const header =
-    "name,gpu_hours,cost_usd,energy_kwh,slo_attainment,meets_splitwise_slo,ttft_p50_s,ttft_p90_s,ttft_p99_s,tbt_p50_s,tbt_p90_s,tbt_p99_s,e2e_p99_s,scale_events,max_replicas,requests_arrived,requests_completed";
+    "policy,gpu_hours,cost_usd,energy_kwh,slo_attainment,meets_splitwise_slo,ttft_p50_s,ttft_p90_s,ttft_p99_s,tbt_p50_s,tbt_p90_s,tbt_p99_s,e2e_p99_s,scale_events,max_replicas,requests_arrived,requests_completed";
   const lines = rows.map((row) =>
     [
-      JSON.stringify(row.name),
+      row.name,
       row.gpu_hours,
       row.cost_usd,
       row.energy_kwh,
@@ -114,7 +114,9 @@ function compareCsv(rows: readonly ComparedPolicy[]): string {
       row.max_replicas,
       row.requests.arrived,
       row.requests.completed,
-    ].join(","),
+    ]
+      .map(csvCell)
+      .join(","),
   );
   return `${header}\n${lines.map((line) => `${line}\n`).join("")}`;
 }

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Command } from "commander";
 import { UsageError } from "../errors.ts";
-import { csvField } from "../metrics/summary.ts";
+import { csvCell, csvField } from "../metrics/summary.ts";
 import { renderSvg, svgToPng, sweepChartSpec } from "../report/charts.ts";
 import { formatTable } from "../report/table.ts";
 import {
@@ -114,12 +114,6 @@ function metricValues(result: ComparedPolicy): (string | number | boolean | null
     result.requests.completed,
     result.out_dir,
   ];
-}
-
-function csvCell(value: string | number | boolean | null): string {
-  if (value === null) return "";
-  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "";
-  return typeof value === "boolean" ? String(value) : csvField(value);
 }
 
 /** sweep.csv: a column per varied key (its full path), then the metrics; one row per run. */

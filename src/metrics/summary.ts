@@ -204,7 +204,8 @@ export function csvField(text: string): string {
   return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-function csvValue(value: unknown): string {
+/** One CSV cell: missing and non-finite numbers empty, booleans true/false, text quoted when needed. */
+export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return "";
   if (typeof value === "number") return Number.isFinite(value) ? String(value) : "";
   if (typeof value === "boolean") return value ? "true" : "false";
@@ -217,7 +218,7 @@ function flatten(value: unknown, path: string[], out: [string, string][]): void 
     for (const [key, child] of Object.entries(value)) flatten(child, [...path, key], out);
     return;
   }
-  out.push([columnName(path), csvValue(value)]);
+  out.push([columnName(path), csvCell(value)]);
 }
 
 /** The shape of a missing `scaling` (null): its columns, all empty. */

@@ -12,7 +12,7 @@ export interface PeakFleet {
   /** Replicas per pool. */
   readonly replicas: Readonly<Record<string, number>>;
   /** The window the sizing was driven by (start time of the busiest window per pool). */
-  readonly peakWindowStart_s: Readonly<Record<string, number>>;
+  readonly peak_window_start_s: Readonly<Record<string, number>>;
   readonly window_s: number;
 }
 
@@ -53,7 +53,7 @@ export function peakFleet(loaded: LoadedConfig, window_s = 60): PeakFleet {
   }
   if (windows.length === 0) throw new ConfigError("static peak sizing: the workload has no requests");
   const replicas: Record<string, number> = {};
-  const peakWindowStart_s: Record<string, number> = {};
+  const peak_window_start_s: Record<string, number> = {};
   for (const plan of planPools(config, autoscaling)) {
     const capacity = poolCapacity(plan, setup.catalog, setup.model, config.compat.kv_cache_ignores_gqa);
     const sku = lookup(setup.catalog.skus, "sku", plan.sku, `pool ${plan.name}`);
@@ -91,9 +91,9 @@ export function peakFleet(loaded: LoadedConfig, window_s = 60): PeakFleet {
       }
     });
     replicas[plan.name] = Math.min(Math.max(best, plan.min), plan.max);
-    peakWindowStart_s[plan.name] = bestAt;
+    peak_window_start_s[plan.name] = bestAt;
   }
-  return { replicas, peakWindowStart_s, window_s };
+  return { replicas, peak_window_start_s, window_s };
 }
 
 /**
