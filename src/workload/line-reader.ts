@@ -57,15 +57,7 @@ export class LineReader implements Iterable<readonly [lineNumber: number, text: 
         throw new WorkloadError({ file: path }, "is a directory, expected a trace file");
       }
       this.buffer = Buffer.allocUnsafe(this.chunkSize);
-      if (path.toLowerCase().endsWith(".gz")) {
-        const inflater = new Inflate({ chunkSize: this.chunkSize });
-        // Decoded at once: pako may reuse its output buffer for the next chunk.
-        inflater.onData = (bytes) => {
-          const text = this.decoder.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-          if (text !== "") this.inflatedText.push(text);
-        };
-        this.inflater = inflater;
-      }
+      if (path.toLowerCase().endsWith(".gz")) this.inflater = this.newInflater();
     } catch (error) {
       if (error instanceof WorkloadError) throw error;
       throw new WorkloadError({ file: path }, `cannot read file: ${describeError(error)}`);
@@ -138,14 +130,30 @@ export class LineReader implements Iterable<readonly [lineNumber: number, text: 
     return this.decoder.write(this.buffer.subarray(0, bytesRead));
   }
 
+  private newInflater(): Inflate {
+    const inflater = new Inflate({ chunkSize: this.chunkSize });
+    // Decoded at once: pako may reuse its output buffer for the next chunk.
+    inflater.onData = (bytes) => {
+      const text = this.decoder.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      if (text !== "") this.inflatedText.push(text);
+    };
+    return inflater;
+  }
+
   /** Feeds compressed chunks to the inflater until it has decoded some text (undefined at the end). */
-  private readInflatedChunk(inflater: Inflate): string | undefined {
+  private readInflatedChunk(current: Inflate): string | undefined {
     const fd = this.fd!;
     const buffer = this.buffer!;
+    let inflater = current;
     while (this.inflatedText.length === 0) {
-      if (inflater.ended) return undefined;
       const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
       const last = bytesRead === 0;
+      if (inflater.ended) {
+        if (last) return undefined;
+        // A gzip file may hold several members (cat a.gz b.gz). pako reads on into the next member
+        // within one push, but stops for good when a member ends exactly where a chunk does.
+        inflater = this.inflater = this.newInflater();
+      }
       inflater.push(buffer.subarray(0, bytesRead), last);
       // At the end of the file, zlib's "buffer error" means the stream stopped mid-way.
       if (last && (inflater.err === Z_BUF_ERROR || (inflater.err === 0 && !inflater.ended))) {
