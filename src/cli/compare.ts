@@ -8,7 +8,7 @@ import { renderSvg, replicasChartSpec, svgToPng, timelineComparisonChartSpec } f
 import { planRuns, runComparison, type ComparedPolicy } from "../simulate/compare.ts";
 import { configNotes } from "../simulate/setup.ts";
 import { ProgressReporter } from "./progress.ts";
-import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
+import { addBaseConfigOptions, checkOneBaseConfig, parseThreads } from "./run-options.ts";
 import { resolveSimulateConfig, type SimulateOptions } from "./simulate.ts";
 
 interface CompareOptions extends Pick<
@@ -136,6 +136,7 @@ async function compareCommand(options: CompareOptions): Promise<void> {
     .split(",")
     .map((entry) => entry.trim())
     .filter((entry) => entry !== "");
+  checkOneBaseConfig(options);
   const threads = parseThreads(options.threads);
   const { loaded, name } = resolveSimulateConfig({
     ...options,

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { UsageError } from "../errors.ts";
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -12,7 +12,11 @@ export function addBaseConfigOptions(command: Command, defaultPreset: string): C
     .option("-c, --config <file>", "YAML config file")
     .option("-p, --preset <name>", `built-in config (default: ${defaultPreset})`)
     .option("-t, --trace <file>", "replay this trace instead of the configured workload")
-    .option("--trace-format <format>", "format of --trace (auto, azure, splitwise, mooncake)", "auto")
+    .addOption(
+      new Option("--trace-format <format>", "format of --trace")
+        .choices(["auto", "azure", "splitwise", "mooncake"])
+        .default("auto"),
+    )
     .option("-s, --set <key=value>", "override a config key in every run (repeatable)", collect, [])
     .option("--seed <n>", "random seed (overrides the config's seed)")
     .option("--threads <n>", "worker threads (default: all cores)");
@@ -25,4 +29,10 @@ export function parseThreads(text: string | undefined): number | undefined {
   if (!Number.isInteger(threads) || threads < 1)
     throw new UsageError(`--threads expects a positive integer, got "${text}"`);
   return threads;
+}
+
+/** A command starts from one config: refuses --config together with --preset (one would be ignored). */
+export function checkOneBaseConfig(options: { readonly config?: string; readonly preset?: string }): void {
+  if (options.config !== undefined && options.preset !== undefined)
+    throw new UsageError("use only one of --config and --preset");
 }

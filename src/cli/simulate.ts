@@ -24,6 +24,8 @@ export interface SimulateOptions {
   trace?: string;
   traceFormat?: string;
   set: string[];
+  /** `key=value` overrides of one sweep point (applied after --set; errors name them as --vary). */
+  varied?: readonly string[];
   policyFile?: string;
   seed?: string;
   out?: string;
@@ -114,6 +116,11 @@ export function resolveSimulateConfig(options: SimulateOptions): {
     (value) => value !== undefined,
   );
   if (sources.length > 1) throw new UsageError("use only one of --config, --preset and --splitwise-config");
+  const traceFormat = options.traceFormat ?? "auto";
+  if (options.splitwiseConfig !== undefined && traceFormat !== "auto" && traceFormat !== "splitwise")
+    throw new UsageError(
+      `--trace-format ${traceFormat}: --splitwise-config replays a splitwise CSV trace, as upstream does`,
+    );
   let raw: Record<string, unknown>;
   let locate: ((path: PropertyKey[]) => string) | undefined;
   let source: string;
@@ -149,7 +156,8 @@ export function resolveSimulateConfig(options: SimulateOptions): {
       format: upstream ? "splitwise" : (options.traceFormat ?? "auto"),
     };
   }
-  applyOverrides(raw, options.set);
+  const varied = options.varied ?? [];
+  applyOverrides(raw, [...options.set, ...varied]);
   if (options.seed !== undefined) raw.seed = parseSeed(options.seed);
   if (options.policyFile !== undefined) {
     const autoscaling = raw.autoscaling;
@@ -157,7 +165,10 @@ export function resolveSimulateConfig(options: SimulateOptions): {
       autoscaling !== null && typeof autoscaling === "object" ? (autoscaling as Record<string, unknown>) : {};
     raw.autoscaling = { ...block, policy_file: resolve(options.policyFile) };
   }
-  const config = validateConfig(raw, source, locate, options.set);
+  const config = validateConfig(raw, source, locate, [
+    ...options.set.map((text) => ({ flag: "--set", text })),
+    ...varied.map((text) => ({ flag: "--vary", text })),
+  ]);
   return { loaded: { config, baseDir, source }, name, upstream };
 }
 

@@ -15,7 +15,7 @@ import {
 import { configNotes } from "../simulate/setup.ts";
 import { parseSweepAxis, sweepPoints, typedValue, type SweepAxis } from "../simulate/sweep.ts";
 import { ProgressReporter } from "./progress.ts";
-import { addBaseConfigOptions, parseThreads } from "./run-options.ts";
+import { addBaseConfigOptions, checkOneBaseConfig, parseThreads } from "./run-options.ts";
 import { resolveSimulateConfig, type SimulateOptions } from "./simulate.ts";
 
 interface SweepOptions extends Pick<
@@ -69,7 +69,7 @@ Examples:
 Writes DIR/sweep.json, DIR/sweep.csv (one row per run: a column per varied key, then GPU-hours,
 cost, energy, SLO attainment and TTFT/TBT/E2E percentiles), DIR/sweep.svg and DIR/sweep.png (the
 metrics against the first varied key, a line per combination of the others), and one run directory
-per combination with the usual simulate outputs.`,
+per combination with the usual simulate outputs but no timeline chart (the sweep charts them together).`,
     )
     .action(async (options: SweepOptions) => {
       await sweepCommand(options);
@@ -156,6 +156,7 @@ function sweepTable(axes: readonly SweepAxis[], rows: readonly SweepRow[]): stri
 }
 
 async function sweepCommand(options: SweepOptions): Promise<void> {
+  checkOneBaseConfig(options);
   const threads = parseThreads(options.threads);
   const axes = (options.vary ?? []).map(parseSweepAxis);
   const points = sweepPoints(axes);
@@ -179,7 +180,7 @@ async function sweepCommand(options: SweepOptions): Promise<void> {
     config: resolveSimulateConfig({
       ...options,
       preset,
-      set: [...options.set, ...point.overrides],
+      varied: point.overrides,
       progress: false,
     }).loaded.config,
   }));

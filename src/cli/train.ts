@@ -45,7 +45,10 @@ export function registerTrainCommand(program: Command): void {
       [],
     )
     .option("-o, --out <dir>", "output directory (default: out/rl)")
-    .option("--steps <n>", "decision steps to train for (default: rl.train.steps)")
+    .option(
+      "--steps <n>",
+      "decision steps to train for, rounded up to whole PPO iterations (default: rl.train.steps)",
+    )
     .option("--seed <n>", "random seed (default: the config's)")
     .option("--resume <dir>", "continue from DIR/checkpoints/latest.json (or a checkpoint file)")
     .option("--threads <n>", "rollout worker threads (default: all cores; 0 = main thread)")

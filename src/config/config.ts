@@ -55,21 +55,22 @@ const TOP_LEVEL_KEYS = Object.keys(simulationConfigSchema.shape);
 
 /**
  * Validates a parsed object; errors name the source, the key path, the line when known and a
- * suggestion. A key set by a `--set KEY=VALUE` override (in `overrides`) is blamed on that override,
+ * suggestion. A key set by a `--set KEY=VALUE` (or sweep `--vary`) override in `overrides` is blamed on that override,
  * not on the file.
  */
 export function validateConfig(
   raw: unknown,
   source: string,
   locate?: (path: PropertyKey[]) => string,
-  overrides: readonly string[] = [],
+  overrides: readonly Override[] = [],
 ): SimulationConfig {
   const result = simulationConfigSchema.safeParse(withDefaultScheduler(raw ?? {}));
   if (result.success) return foldApplications(result.data);
   const lines = result.error.issues.map((issue) => {
     const path = issue.path.map(String).join(".");
     const override = overrideFor(issue, overrides);
-    const where = override === undefined ? `${source}${locate?.(issue.path) ?? ""}` : `--set ${override}`;
+    const where =
+      override === undefined ? `${source}${locate?.(issue.path) ?? ""}` : `${override.flag} ${override.text}`;
     let message = issue.message;
     if (issue.code === "unrecognized_keys") {
       const hints = issue.keys.map((key) => {
@@ -99,15 +100,21 @@ function withDefaultScheduler(raw: unknown): unknown {
 }
 
 /** The last `--set` override whose key is the issue's key, a key above it or (for unknown keys) below it. */
-function overrideFor(issue: z.core.$ZodIssue, overrides: readonly string[]): string | undefined {
+/** A `key=value` override and the flag that gave it (`--set`, or sweep's `--vary`). */
+export interface Override {
+  readonly flag: string;
+  readonly text: string;
+}
+
+function overrideFor(issue: z.core.$ZodIssue, overrides: readonly Override[]): Override | undefined {
   const issuePath = issue.path.map(String);
   const keys =
     issue.code === "unrecognized_keys" ? issue.keys.map((key) => [...issuePath, key]) : [issuePath];
   for (let i = overrides.length - 1; i >= 0; i--) {
     const override = overrides[i]!;
-    const equals = override.indexOf("=");
+    const equals = override.text.indexOf("=");
     if (equals <= 0) continue;
-    const setPath = override.slice(0, equals).split(".");
+    const setPath = override.text.slice(0, equals).split(".");
     const covers = (key: readonly string[]): boolean =>
       setPath.every((part, index) => index >= key.length || key[index] === part);
     if (keys.some(covers)) return override;

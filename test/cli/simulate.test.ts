@@ -171,6 +171,22 @@ void describe("splitscale CLI", { concurrency: 2 }, () => {
     );
     assert.equal(needsTrace.code, EXIT_USAGE);
     assert.match(needsTrace.stderr, /--splitwise-config needs --trace/);
+    // Upstream replays splitwise CSV only: another --trace-format was silently ignored.
+    const mooncake = await cli(
+      "simulate",
+      "--splitwise-config",
+      write("upstream-format.yaml", "{}\n"),
+      "--trace",
+      write("t.jsonl", '{"timestamp": 0, "input_length": 10, "output_length": 5}\n'),
+      "--trace-format",
+      "mooncake",
+      "--no-progress",
+    );
+    assert.equal(mooncake.code, EXIT_USAGE);
+    assert.match(
+      mooncake.stderr,
+      /--trace-format mooncake: --splitwise-config replays a splitwise CSV trace/,
+    );
   });
 
   void it("treats an unknown scheduler name as a bad config value (exit 2, naming where it was set)", async () => {

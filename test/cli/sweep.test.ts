@@ -61,11 +61,19 @@ void describe("splitscale sweep", () => {
     const out = join(scratch, "bad-value");
     const bad = await cli("sweep", ...SMALL, "--vary", "cluster.servers.0.count=2,-1", "--out", out);
     assert.equal(bad.code, EXIT_USAGE);
-    assert.match(bad.stderr, /cluster\.servers\.0\.count/);
+    // Blamed on the --vary value that gave it (it used to say --set).
+    assert.match(bad.stderr, /--vary cluster\.servers\.0\.count=-1: cluster\.servers\.0\.count/);
     assert.ok(!existsSync(out), "no run started");
     const clash = await cli("sweep", ...SMALL, "--vary", "scheduler.name=a/b,a_b");
     assert.equal(clash.code, EXIT_USAGE);
     assert.match(clash.stderr, /would share the run directory/);
+    // One base config: --config and --preset together are refused (one of them was dropped).
+    const both = await cli("sweep", ...SMALL, "-c", "presets/everai-burst.yaml", "--vary", "seed=1,2");
+    assert.equal(both.code, EXIT_USAGE);
+    assert.match(both.stderr, /use only one of --config and --preset/);
+    const format = await cli("sweep", ...SMALL, "--trace-format", "csv", "--vary", "seed=1,2");
+    assert.equal(format.code, EXIT_USAGE);
+    assert.match(format.stderr, /Allowed choices are auto, azure, splitwise, mooncake/);
   });
 
   void it("refuses a combination that cannot run before any run starts, naming it (exit 3)", async () => {

@@ -106,7 +106,14 @@ void describe("errors", () => {
     const { raw, locate } = readConfigSource(path);
     const overrides = ["clustr.x=3", "seed=abc"];
     applyOverrides(raw, overrides);
-    const message = errorOf(() => validateConfig(raw, path, locate, overrides));
+    const message = errorOf(() =>
+      validateConfig(
+        raw,
+        path,
+        locate,
+        overrides.map((text) => ({ flag: "--set", text })),
+      ),
+    );
     assert.match(
       message,
       /--set clustr\.x=3: \(top level\): unknown key "clustr" \(did you mean "cluster"\?\)/,
