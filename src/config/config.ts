@@ -64,7 +64,7 @@ export function validateConfig(
   locate?: (path: PropertyKey[]) => string,
   overrides: readonly Override[] = [],
 ): SimulationConfig {
-  const result = simulationConfigSchema.safeParse(withDefaultScheduler(raw ?? {}));
+  const result = simulationConfigSchema.safeParse(withImplicitDefaults(raw ?? {}));
   if (result.success) return foldApplications(result.data);
   const lines = result.error.issues.map((issue) => {
     const path = issue.path.map(String).join(".");
@@ -86,26 +86,32 @@ export function validateConfig(
 }
 
 /**
- * The scheduler when none is named: mixed_pool (the Splitwise paper's) for a splitwise start state,
+ * Defaults that depend on other keys, filled in before validation: the start state's type, and the
+ * scheduler when none is named: mixed_pool (the Splitwise paper's) for a splitwise start state,
  * token_jsq for co-located fleets, where a KV-shipping scheduler cannot run (so an empty config runs).
  */
-function withDefaultScheduler(raw: unknown): unknown {
+function withImplicitDefaults(raw: unknown): unknown {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return raw;
-  const config = raw as Record<string, unknown>;
+  let config = raw as Record<string, unknown>;
+  // `start_state` defaults to `{type: baseline}`; a block that only sets `instance` (as
+  // `--set start_state.instance.max_batch_size=256` on an empty config makes) keeps that default type.
+  const state = config.start_state;
+  if (state !== null && typeof state === "object" && !Array.isArray(state) && !("type" in state))
+    config = { ...config, start_state: { ...state, type: "baseline" } };
   const scheduler = config.scheduler ?? {};
-  if (scheduler === null || typeof scheduler !== "object" || "name" in scheduler) return raw;
+  if (scheduler === null || typeof scheduler !== "object" || "name" in scheduler) return config;
   const startState = config.start_state as { type?: unknown } | undefined;
   const name = startState?.type === "splitwise" ? "mixed_pool" : "token_jsq";
   return { ...config, scheduler: { ...scheduler, name } };
 }
 
-/** The last `--set` override whose key is the issue's key, a key above it or (for unknown keys) below it. */
 /** A `key=value` override and the flag that gave it (`--set`, or sweep's `--vary`). */
 export interface Override {
   readonly flag: string;
   readonly text: string;
 }
 
+/** The last `--set` override whose key is the issue's key, a key above it or (for unknown keys) below it. */
 function overrideFor(issue: z.core.$ZodIssue, overrides: readonly Override[]): Override | undefined {
   const issuePath = issue.path.map(String);
   const keys =

@@ -55,6 +55,15 @@ void describe("defaults", () => {
     assert.equal(settingsOnly.scheduler.name, "token_jsq");
     assert.equal(settingsOnly.scheduler.transfer_bandwidth_gbps, 50);
   });
+
+  void it("keeps start_state's default type when a block sets only its instance settings", () => {
+    // As `--set start_state.instance.batching=orca` on an empty config makes; it was refused with
+    // "start_state.type: Invalid discriminator value", blamed on the file.
+    const config = validateConfig({ start_state: { instance: { batching: "orca" } } }, "i.yaml");
+    assert.equal(config.start_state.type, "baseline");
+    assert.equal(config.scheduler.name, "token_jsq");
+    assert.equal(config.start_state.type === "baseline" && config.start_state.instance.batching, "orca");
+  });
 });
 
 void describe("seeds", () => {
