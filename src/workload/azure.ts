@@ -26,7 +26,11 @@ export class AzureTraceReader extends TraceReader {
   private rowIndex = 0;
 
   constructor(path: string, options: TraceReaderOptions = {}) {
-    super(path, options, { timeField: TIMESTAMP, fieldKind: "column" });
+    super(path, options, {
+      timeField: TIMESTAMP,
+      fieldKind: "column",
+      timeOrigin: "seconds from the first row",
+    });
     this.row = new CsvRow(path);
     try {
       const header = this.readHeader(AZURE_COLUMNS.join(", "));

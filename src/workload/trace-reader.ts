@@ -35,6 +35,8 @@ export interface TraceFormatInfo {
   /** Column or key holding the arrival time, named in ordering errors. */
   readonly timeField: string;
   readonly fieldKind: "column" | "field";
+  /** What the raw times count from, when not the file's own numbers (Azure: "seconds from the first row"). */
+  readonly timeOrigin?: string;
 }
 
 /**
@@ -53,6 +55,7 @@ export abstract class TraceReader implements RequestSource {
   protected rowHashIds: readonly number[] | undefined = undefined;
   private readonly options: ResolvedOptions;
   private previousTime_s = Number.NEGATIVE_INFINITY;
+  private previousLine = 0;
   private emitted = 0;
   private finished = false;
 
@@ -93,6 +96,7 @@ export abstract class TraceReader implements RequestSource {
       const time_s = this.rowTime_s;
       this.checkTime(time_s, line);
       this.previousTime_s = time_s;
+      this.previousLine = line;
       if (time_s < this.options.start_s) continue;
       // Arrivals never decrease, so nothing after this line can fall inside the window.
       if (time_s >= this.options.end_s) return this.finish();
@@ -141,7 +145,8 @@ export abstract class TraceReader implements RequestSource {
     if (time_s < this.previousTime_s) {
       throw new WorkloadError(
         where,
-        `arrival goes backwards (${formatSeconds(time_s)} s after ${formatSeconds(this.previousTime_s)} s on an earlier line): ` +
+        `arrival goes backwards (${formatSeconds(time_s)} s after ${formatSeconds(this.previousTime_s)} s on line ${this.previousLine}` +
+          `${this.format.timeOrigin === undefined ? "" : `, in ${this.format.timeOrigin}`}): ` +
           `the simulator needs requests in non-decreasing arrival order, so sort the trace by arrival time first`,
       );
     }

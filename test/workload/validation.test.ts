@@ -74,7 +74,8 @@ const cases: BadRow[] = [
     content: AZURE_HEADER + AZURE_OK + "2023-11-16 18:15:47.0,1,1\n2023-11-16 18:15:46.0,1,1\n",
     line: 4,
     field: "TIMESTAMP",
-    message: /goes backwards.*non-decreasing arrival order.*sort the trace/,
+    message:
+      /goes backwards \(-0\.68059 s after 0\.31941 s on line 3, in seconds from the first row\).*non-decreasing arrival order.*sort the trace/,
   },
   {
     name: "splitwise arrival going backwards",
@@ -82,7 +83,7 @@ const cases: BadRow[] = [
     content: SPLITWISE_HEADER + "0,2,0,5.0,1,10,3\n1,2,0,4.5,1,10,3\n",
     line: 3,
     field: "arrival_timestamp",
-    message: /goes backwards \(4\.5 s after 5 s.*sort the trace by arrival time/,
+    message: /goes backwards \(4\.5 s after 5 s on line 2\).*sort the trace by arrival time/,
   },
   {
     name: "negative arrival",
