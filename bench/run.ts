@@ -12,11 +12,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { isAbsolute, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { REFERENCE, referenceRun } from "./reference-runs.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const BIN = join(ROOT, "bin", "splitscale.js");
-/** Upstream splitwise-sim runs vendored for the parity tests. */
-const REFERENCE = join(ROOT, "test", "fixtures", "splitwise-sim");
 const GNU_TIME = "/usr/bin/time";
 
 interface Benchmark {
@@ -32,15 +31,6 @@ interface Benchmark {
   /** Upstream splitwise-sim's figures for the same run (summary_table.csv row), if any. */
   readonly upstreamRun?: string;
   readonly available: () => string | true;
-}
-
-function referenceRun(name: string): { config: string; trace: string } {
-  const dir = join(REFERENCE, "runs", name);
-  const overrides = existsSync(join(dir, "overrides.txt"))
-    ? readFileSync(join(dir, "overrides.txt"), "utf8")
-    : "";
-  const trace = /^trace\.filename=(.+)$/m.exec(overrides)?.[1]?.trim() ?? "missing";
-  return { config: join(dir, "config.yaml"), trace: join(REFERENCE, "traces", `${trace}.csv`) };
 }
 
 function azure(id: string, run: string, title: string, target?: Benchmark["target"]): Benchmark {
