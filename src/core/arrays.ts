@@ -32,3 +32,61 @@ export function removeItem<T>(list: T[], item: T): boolean {
 export function clearList<T>(list: T[]): void {
   while (list.length !== 0) list.pop();
 }
+
+/**
+ * A list emptied and refilled on every simulator iteration. V8 right-trims an array's storage when
+ * pops leave it less than half full, so a plain array cleared and refilled each iteration allocates a
+ * new backing store almost every time (a large share of a big run's garbage). This one keeps its
+ * storage and a separate length; cleared slots keep stale references until they are overwritten.
+ */
+export class ScratchList<T> {
+  readonly items: T[] = [];
+  length = 0;
+
+  push(item: T): void {
+    if (this.length < this.items.length) this.items[this.length] = item;
+    else this.items.push(item);
+    this.length++;
+  }
+
+  clear(): void {
+    this.length = 0;
+  }
+
+  /** Removes the first occurrence of `item`, keeping the others' order; false when absent. */
+  remove(item: T): boolean {
+    const items = this.items;
+    const index = items.indexOf(item);
+    if (index < 0 || index >= this.length) return false;
+    for (let i = index; i < this.length - 1; i++) items[i] = items[i + 1]!;
+    this.length--;
+    return true;
+  }
+
+  /** The element at `index` (0 <= index < length). */
+  at(index: number): T {
+    return this.items[index]!;
+  }
+
+  /** A copy of the live elements (for tests and diagnostics, not the hot path). */
+  toArray(): T[] {
+    return this.items.slice(0, this.length);
+  }
+
+  /**
+   * Stable insertion sort of the live elements: the lists sorted on the hot path hold a handful of
+   * elements, and `Array.prototype.sort` allocates a work array on every call.
+   */
+  sortBy(before: (a: T, b: T) => boolean): void {
+    const items = this.items;
+    for (let i = 1; i < this.length; i++) {
+      const item = items[i]!;
+      let j = i - 1;
+      while (j >= 0 && before(item, items[j]!)) {
+        items[j + 1] = items[j]!;
+        j--;
+      }
+      items[j + 1] = item;
+    }
+  }
+}

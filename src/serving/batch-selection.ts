@@ -1,4 +1,4 @@
-import { clearList } from "../core/arrays.ts";
+import { ScratchList } from "../core/arrays.ts";
 import type { Instance } from "./instance.ts";
 import { TaskState, type SimRequest, type Task } from "./request.ts";
 
@@ -10,16 +10,18 @@ import { TaskState, type SimRequest, type Task } from "./request.ts";
  * re-enters itself, so the scratch lists below are shared by all instances.
  */
 
-const selectedScratch: Task[] = [];
-const candidatesScratch: Task[] = [];
+const selectedScratch = new ScratchList<Task>();
+const candidatesScratch = new ScratchList<Task>();
 /** Shared by all instances so a request's epoch mark can never collide across instances. */
 let selectionEpoch = 0;
 
 /** ORCA: waiting requests join in arrival order, up to the batch size, until one's KV cache does not fit. */
-export function selectOrcaBatch(instance: Instance, newTasks: Task[]): void {
+export function selectOrcaBatch(instance: Instance, newTasks: ScratchList<Task>): void {
   let batchSize = instance.batchCount;
   let memory = instance.memory;
-  for (const request of instance.pendingRequests) {
+  const requests = instance.pendingRequests;
+  for (let i = 0; i < requests.length; i++) {
+    const request = requests[i]!;
     if (batchSize === instance.batching.maxBatchSize) break;
     const task = request.poolHead!;
     if (task.inBatch) continue;
@@ -43,19 +45,26 @@ export function selectOrcaBatch(instance: Instance, newTasks: Task[]): void {
  * Splitwise: fills `newTasks` (joining) and `preempted` (leaving the running batch) and returns the
  * batch's tokens per iteration.
  */
-export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preempted: Task[]): number {
+export function selectSplitwiseBatch(
+  instance: Instance,
+  newTasks: ScratchList<Task>,
+  preempted: ScratchList<Task>,
+): number {
   const { maxBatchSize, maxBatchTokens, maxPreemptions } = instance.batching;
   const epoch = ++selectionEpoch;
   const selected = selectedScratch;
-  clearList(selected);
+  selected.clear();
   let batchTokens = 0;
   let memory = instance.memory;
   const maxMemory = instance.maxMemory;
   // Hot path: the five passes are written out (no closures) because this runs every iteration.
   let batchTaskMarked = false;
 
+  // Indexed loops throughout: for-of allocated an iterator per loop on this path.
+  const pendingQueue = instance.pendingQueue;
   // 1. tasks that waited too long go first
-  for (const task of instance.pendingQueue) {
+  for (let i = 0; i < pendingQueue.length; i++) {
+    const task = pendingQueue[i]!;
     if (task.numPreemptions < maxPreemptions) break;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
@@ -76,7 +85,9 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
     }
   }
   // 2. prompts, in arrival order at this instance
-  for (const task of instance.pendingPromptQueue) {
+  const promptQueue = instance.pendingPromptQueue;
+  for (let i = 0; i < promptQueue.length; i++) {
+    const task = promptQueue[i]!;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
     const request = task.request;
@@ -89,7 +100,9 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
     memory += needed;
   }
   // 3. preempted decodes (they still hold their KV cache)
-  for (const task of instance.blockedQueue) {
+  const blockedQueue = instance.blockedQueue;
+  for (let i = 0; i < blockedQueue.length; i++) {
+    const task = blockedQueue[i]!;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
     const request = task.request;
@@ -136,9 +149,10 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
   // pass 4 stopped early, those are exactly the waiting tasks that head their request, so only
   // they are visited (in the arrival order of the instance's request list), not every request.
   const candidates = candidatesScratch;
-  clearList(candidates);
+  candidates.clear();
   if (!pass4Stopped) {
-    for (const task of instance.pendingQueue) {
+    for (let i = 0; i < pendingQueue.length; i++) {
+      const task = pendingQueue[i]!;
       const request = task.request;
       if (task.headsPool && request.selectionEpoch !== epoch) candidates.push(task);
     }
@@ -152,8 +166,10 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
   const overtake = instance.reserveDecodeUpFront;
   let memoryFull = false;
   if (pass4Stopped) {
-    for (const task of selected) task.request.selectionEpoch = epoch;
-    for (const request of instance.pendingRequests) {
+    for (let i = 0; i < selected.length; i++) selected.items[i]!.request.selectionEpoch = epoch;
+    const requests = instance.pendingRequests;
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i]!;
       if (picked === maxBatchSize) break;
       if (request.selectionEpoch === epoch) continue;
       const task = request.poolHead!;
@@ -174,7 +190,8 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
       batchTokens += task.tokensPerIteration;
     }
   } else {
-    for (const task of candidates) {
+    for (let i = 0; i < candidates.length; i++) {
+      const task = candidates.items[i]!;
       if (picked === maxBatchSize) break;
       if (picked > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
       if (task.state !== TaskState.Blocked) {
@@ -192,24 +209,25 @@ export function selectSplitwiseBatch(instance: Instance, newTasks: Task[], preem
       batchTokens += task.tokensPerIteration;
     }
   }
+  const picks = selected.items;
   if (keptFromBatch === running && (allStay || !pass5)) {
     // Every running task stays; the new ones are what the other passes picked.
-    for (const task of selected) if (!task.inBatch) newTasks.push(task);
+    for (let i = 0; i < selected.length; i++) if (!picks[i]!.inBatch) newTasks.push(picks[i]!);
     return batchTokens;
   }
-  for (const task of selected) task.selected = epoch;
-  for (const task of instance.batch) if (task.selected !== epoch) preempted.push(task);
-  for (const task of selected) if (!task.inBatch) newTasks.push(task);
+  for (let i = 0; i < selected.length; i++) picks[i]!.selected = epoch;
+  const batch = instance.batch;
+  for (let i = 0; i < batch.length; i++) if (batch[i]!.selected !== epoch) preempted.push(batch[i]!);
+  for (let i = 0; i < selected.length; i++) if (!picks[i]!.inBatch) newTasks.push(picks[i]!);
   return batchTokens;
 }
 
 /** Sorts tasks by their request's place in `pendingRequests` (arrival time, then insertion order). */
-function sortByRequestOrder(instance: Instance, tasks: Task[]): void {
+function sortByRequestOrder(instance: Instance, tasks: ScratchList<Task>): void {
   const list = instance.pendingRequests;
-  const position = (task: Task): number => list.indexOf(task.request);
-  tasks.sort((a, b) => {
+  tasks.sortBy((a, b) => {
     const byArrival = a.request.arrivalTime - b.request.arrivalTime;
-    return byArrival !== 0 ? byArrival : position(a) - position(b);
+    return byArrival !== 0 ? byArrival < 0 : list.indexOf(a.request) < list.indexOf(b.request);
   });
 }
 

@@ -1,8 +1,8 @@
 import type { Clock, EventTarget } from "../core/clock.ts";
-import { clearList, insertAtIndex, removeAtIndex, removeItem } from "../core/arrays.ts";
+import { ScratchList, insertAtIndex, removeAtIndex, removeItem } from "../core/arrays.ts";
 import { selectOrcaBatch, selectSplitwiseBatch } from "./batch-selection.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
-import type { IterationTimeModel } from "../model/performance.ts";
+import type { IterationShape, IterationTimeModel } from "../model/performance.ts";
 import { EngineMetrics } from "./engine-metrics.ts";
 import { FinishHeap } from "./finish-heap.ts";
 import { TaskState, type SimRequest, type Task } from "./request.ts";
@@ -97,7 +97,8 @@ export class Instance implements EventTarget {
   /** Decode steps this instance has run (every task in a run generates that many tokens). */
   decodeSteps = 0;
   private readonly finishing = new FinishHeap();
-  private readonly promptsInBatch: Task[] = [];
+  /** The prefills in the running batch (they all finish with the current iteration). */
+  private readonly promptsInBatch = new ScratchList<Task>();
   /** Running sums over the batch, so an iteration is costed without walking it. */
   /** Prompt tokens of the prefills in the running batch. */
   batchPromptTokens = 0;
@@ -323,15 +324,17 @@ export class Instance implements EventTarget {
    * at once; removing them one by one cost O(n) each (search and shift), so several are marked and
    * each queue is compacted in one pass, keeping its order.
    */
-  private removePendingTasks(tasks: readonly Task[]): void {
+  private removePendingTasks(tasks: ScratchList<Task>): void {
+    const items = tasks.items;
     if (tasks.length < 4) {
-      for (const task of tasks) this.removePendingTask(task);
+      for (let i = 0; i < tasks.length; i++) this.removePendingTask(items[i]!);
       return;
     }
     const mark = ++queueRemovalMark;
     let anyBlocked = false;
     let anyPrompt = false;
-    for (const task of tasks) {
+    for (let i = 0; i < tasks.length; i++) {
+      const task = items[i]!;
       task.queueMark = mark;
       if (task.state === TaskState.Blocked) anyBlocked = true;
       if (task.isPrompt) {
@@ -460,20 +463,20 @@ export class Instance implements EventTarget {
 
   /** A preempted task leaves the batch; its slot dies with its batchSeq, so it may rejoin at once. */
   private removeFromBatch(task: Task): void {
-    if (task.isPrompt) removeItem(this.promptsInBatch, task);
+    if (task.isPrompt) this.promptsInBatch.remove(task);
     this.leaveBatch(task);
   }
 
   // ---- batch selection --------------------------------------------------------------------------
 
   /** Fills `newTasks`/`preempted` (see batch-selection.ts); returns nothing to avoid allocating per iteration. */
-  private selectBatch(newTasks: Task[], preempted: Task[]): void {
+  private selectBatch(newTasks: ScratchList<Task>, preempted: ScratchList<Task>): void {
     if (this.batching.kind === "orca") selectOrcaBatch(this, newTasks);
     else this.batchTokens = selectSplitwiseBatch(this, newTasks, preempted);
   }
 
-  private readonly newTasksScratch: Task[] = [];
-  private readonly preemptedScratch: Task[] = [];
+  private readonly newTasksScratch = new ScratchList<Task>();
+  private readonly preemptedScratch = new ScratchList<Task>();
 
   // ---- iterations -------------------------------------------------------------------------------
 
@@ -488,20 +491,22 @@ export class Instance implements EventTarget {
       this.batchCount <= maxBatchSize &&
       this.batchCount <= maxBatchTokens;
     const newTasks = this.newTasksScratch;
-    clearList(newTasks);
+    newTasks.clear();
     if (unchanged) {
       this.batchTokens = this.batchCount;
     } else {
       const preempted = this.preemptedScratch;
-      clearList(preempted);
+      preempted.clear();
       this.selectBatch(newTasks, preempted);
 
-      for (const task of preempted) this.preemptTask(task);
+      for (let i = 0; i < preempted.length; i++) this.preemptTask(preempted.items[i]!);
       this.removePendingTasks(newTasks);
-      for (const task of newTasks) this.addToBatch(task);
+      for (let i = 0; i < newTasks.length; i++) this.addToBatch(newTasks.items[i]!);
       // Every request whose first task is not running was skipped this iteration (upstream's
       // "num_preemptions"); those first tasks are exactly the waiting ones that head their request.
-      for (const task of this.pendingQueue) {
+      const pending = this.pendingQueue;
+      for (let i = 0; i < pending.length; i++) {
+        const task = pending[i]!;
         if (task.headsPool) task.numPreemptions++;
       }
     }
@@ -517,17 +522,17 @@ export class Instance implements EventTarget {
       this.decodePromptTokens + this.decodeGeneratedOffset + this.tokenTasksInBatch * this.decodeSteps;
     const first = this.finishing.peek();
     let contiguous = first === undefined ? Infinity : Math.max(0, first.doneAt - this.decodeSteps);
-    this.iterationDuration = this.perf.iterationTime({
-      prefillTokens,
-      numPrefill: this.promptTasksInBatch,
-      numDecode: this.tokenTasksInBatch,
-      // A run of identical decode iterations is costed at its middle iteration's context, so models
-      // where decode time grows with context (roofline, profile) are right on average.
-      decodeContextTokens:
-        this.promptTasksInBatch > 0
-          ? decodeContext
-          : decodeContext + (this.tokenTasksInBatch * (contiguous - 1)) / 2,
-    });
+    const shape = this.iterationShape;
+    shape.prefillTokens = prefillTokens;
+    shape.numPrefill = this.promptTasksInBatch;
+    shape.numDecode = this.tokenTasksInBatch;
+    // A run of identical decode iterations is costed at its middle iteration's context, so models
+    // where decode time grows with context (roofline, profile) are right on average.
+    shape.decodeContextTokens =
+      this.promptTasksInBatch > 0
+        ? decodeContext
+        : decodeContext + (this.tokenTasksInBatch * (contiguous - 1)) / 2;
+    this.iterationDuration = this.perf.iterationTime(shape);
     if (this.promptTasksInBatch > 0) contiguous = 1;
     this.numContiguousIterations = contiguous;
     this.iterationHasPrompt = this.promptTasksInBatch > 0;
@@ -535,7 +540,7 @@ export class Instance implements EventTarget {
     const now = clock.now;
     // Only the tasks that just joined can be queued or preempted; the others are running.
     for (let i = 0; i < newTasks.length; i++) {
-      const task = newTasks[i]!;
+      const task = newTasks.items[i]!;
       if (task.state === TaskState.Queued) this.runTask(task, now);
       else if (task.state === TaskState.Blocked) task.state = TaskState.Running;
     }
@@ -552,6 +557,13 @@ export class Instance implements EventTarget {
   }
 
   private iterationStartedAt = 0;
+  /** Reused for every iteration (performance models only read it), so costing one allocates nothing. */
+  private readonly iterationShape: { -readonly [K in keyof IterationShape]: IterationShape[K] } = {
+    prefillTokens: 0,
+    numPrefill: 0,
+    numDecode: 0,
+    decodeContextTokens: 0,
+  };
 
   private runTask(task: Task, now: number): void {
     task.state = TaskState.Running;
@@ -599,7 +611,7 @@ export class Instance implements EventTarget {
     this.completeIteration();
   }
 
-  private readonly completedScratch: Task[] = [];
+  private readonly completedScratch = new ScratchList<Task>();
 
   private completeIteration(): void {
     const now = this.host.clock.now;
@@ -616,10 +628,10 @@ export class Instance implements EventTarget {
     // finished ones are the prefills and the decodes whose finish step has come, in batch order.
     this.decodeSteps += this.numContiguousIterations;
     const completed = this.completedScratch;
-    clearList(completed);
+    completed.clear();
     const prompts = this.promptsInBatch;
-    for (let i = 0; i < prompts.length; i++) completed.push(prompts[i]!);
-    clearList(prompts);
+    for (let i = 0; i < prompts.length; i++) completed.push(prompts.items[i]!);
+    prompts.clear();
     const decodeSteps = this.decodeSteps;
     for (
       let head = this.finishing.peek();
@@ -628,11 +640,12 @@ export class Instance implements EventTarget {
     ) {
       completed.push(this.finishing.pop()!);
     }
-    if (completed.length > 1) completed.sort(byBatchOrder);
-    for (let i = 0; i < completed.length; i++) this.leaveBatch(completed[i]!);
+    if (completed.length > 1) completed.sortBy(joinedBatchEarlier);
+    const finished = completed.items;
+    for (let i = 0; i < completed.length; i++) this.leaveBatch(finished[i]!);
     // Completion callbacks never re-enter this instance's iteration loop (they only queue work), so
     // iterating the scratch list directly is safe.
-    for (let i = 0; i < completed.length; i++) this.taskCompletion(completed[i]!, now);
+    for (let i = 0; i < completed.length; i++) this.taskCompletion(finished[i]!, now);
     this.pauseNextIteration = false;
     this.startIteration();
   }
@@ -675,6 +688,6 @@ function removeMarked(queue: Task[], mark: number): void {
  */
 let nextBatchSeq = 0;
 
-function byBatchOrder(a: Task, b: Task): number {
-  return a.batchSeq - b.batchSeq;
+function joinedBatchEarlier(a: Task, b: Task): boolean {
+  return a.batchSeq < b.batchSeq;
 }

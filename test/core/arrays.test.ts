@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { clearList, insertAtIndex, removeAtIndex, removeItem } from "../../src/core/arrays.ts";
+import { ScratchList, clearList, insertAtIndex, removeAtIndex, removeItem } from "../../src/core/arrays.ts";
 import { Rng } from "../../src/core/rng.ts";
 import { MinIndexTree } from "../../src/serving/schedulers/load-index.ts";
 
@@ -29,6 +29,61 @@ void describe("in-place list edits", () => {
     assert.equal(removeItem(ours, -1), false);
     clearList(ours);
     assert.equal(ours.length, 0);
+  });
+});
+
+void describe("ScratchList", () => {
+  void it("behaves like an array through random pushes, removals and clears", () => {
+    const rng = new Rng(11);
+    const list = new ScratchList<number>();
+    let reference: number[] = [];
+    for (let step = 0; step < 3000; step++) {
+      const roll = rng.nextFloat();
+      if (roll < 0.6) {
+        list.push(step);
+        reference.push(step);
+      } else if (roll < 0.8 && reference.length > 0) {
+        const item = reference[Math.floor(rng.nextFloat() * reference.length)]!;
+        assert.equal(list.remove(item), true);
+        reference.splice(reference.indexOf(item), 1);
+      } else if (roll < 0.85) {
+        list.clear();
+        reference = [];
+      }
+      assert.equal(list.length, reference.length);
+      assert.deepEqual(list.toArray(), reference);
+      if (reference.length > 0) assert.equal(list.at(reference.length - 1), reference.at(-1));
+    }
+  });
+
+  void it("does not find a cleared element still held in its storage", () => {
+    const list = new ScratchList<string>();
+    list.push("a");
+    list.push("b");
+    list.clear();
+    list.push("c");
+    assert.equal(list.remove("b"), false);
+    assert.deepEqual(list.toArray(), ["c"]);
+  });
+
+  void it("sorts stably, as Array.prototype.sort does", () => {
+    const rng = new Rng(5);
+    for (let trial = 0; trial < 200; trial++) {
+      const list = new ScratchList<{ key: number; order: number }>();
+      const count = Math.floor(rng.nextFloat() * 12);
+      // Stale elements beyond the live length must not take part.
+      for (let i = 0; i < 5; i++) list.push({ key: -1, order: -1 });
+      list.clear();
+      const reference: { key: number; order: number }[] = [];
+      for (let i = 0; i < count; i++) {
+        const item = { key: Math.floor(rng.nextFloat() * 4), order: i };
+        list.push(item);
+        reference.push(item);
+      }
+      list.sortBy((a, b) => a.key < b.key);
+      reference.sort((a, b) => a.key - b.key);
+      assert.deepEqual(list.toArray(), reference);
+    }
   });
 });
 
