@@ -14,7 +14,7 @@ import {
   type RunSummary,
 } from "../metrics/summary.ts";
 import type { SloSpec } from "../metrics/slo.ts";
-import type { RequestRecord } from "../metrics/types.ts";
+import type { RequestRecord, UnloadedLatency } from "../metrics/types.ts";
 import { RequestsCsvWriter } from "../metrics/writers.ts";
 import { loadCatalog, lookup } from "../model/catalog.ts";
 import type { Instance } from "../serving/instance.ts";
@@ -111,6 +111,29 @@ export function sloSpecOf(loaded: LoadedConfig): SloSpec {
   };
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * Rows the metrics collector allocates up front for a workload of known size (about 1.1 GB of
+ * address space at most); beyond this it grows as it goes.
+ */
+const MAX_PREALLOCATED_ROWS = 1 << 24;
+
+function blankRecord(): Mutable<RequestRecord> {
+  return {
+    id: 0,
+    arrival_s: 0,
+    prompt_tokens: 0,
+    output_tokens: 0,
+    queue_s: 0,
+    ttft_s: 0,
+    e2e_s: 0,
+    tbt_s: 0,
+    nth_token_overhead_s: 0,
+    preemptions: 0,
+  };
+}
+
 /** Runs one simulation from a validated config; a run is a function of (config, seed). */
 export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): RunResult {
   const { config, baseDir } = loaded;
@@ -122,8 +145,17 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
 
   // Slowdowns are measured against the run's own hardware unless a reference is configured. Looked
   // up once the cluster exists, so a fleet that cannot run is refused with its own reason first.
-  // Called only once requests complete, after `unloadedModel` below is set.
-  const unloaded = (promptTokens: number) => unloadedModel.unloaded(promptTokens);
+  // Called only once requests complete, after `unloadedModel` below is set. Cached per prompt
+  // length: every completion asks, and prompt lengths repeat.
+  const unloadedByPrompt = new Map<number, UnloadedLatency>();
+  const unloaded = (promptTokens: number): UnloadedLatency => {
+    let latency = unloadedByPrompt.get(promptTokens);
+    if (latency === undefined) {
+      latency = unloadedModel.unloaded(promptTokens);
+      unloadedByPrompt.set(promptTokens, latency);
+    }
+    return latency;
+  };
 
   const files: string[] = [];
   if (options.outDir !== undefined) {
@@ -136,6 +168,10 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       : undefined;
   const collector = new RequestMetricsCollector(unloaded, {
     warmup_s: config.metrics.warmup_s,
+    // Sized once when the workload says how many requests it has (untouched rows cost no memory).
+    ...(source.maxRequests === undefined
+      ? {}
+      : { initial_capacity: Math.min(source.maxRequests, MAX_PREALLOCATED_ROWS) }),
     ...(requestsWriter === undefined ? {} : { sink: requestsWriter }),
   });
   const warmup = config.metrics.warmup_s;
@@ -143,6 +179,9 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
   const divideByAllTokens = config.compat.tbt_divides_by_all_tokens;
   const onRecord = options.onRecord;
   const onRequestCompleted = options.onRequestCompleted;
+  // The collector and the CSV writer only read a record while it is passed to them, so one mutable
+  // record serves every completion unless an onRecord listener might keep them.
+  const scratchRecord = onRecord === undefined ? blankRecord() : undefined;
 
   const started = performance.now();
   const simulation = new Simulation(setup, source, {
@@ -154,18 +193,17 @@ export function runSimulation(loaded: LoadedConfig, options: RunOptions = {}): R
       const ttft = request.firstTokenTime - request.arrivalTime;
       const e2e = now - request.arrivalTime;
       const divisor = divideByAllTokens ? request.outputTokens : request.outputTokens - 1;
-      const record: RequestRecord = {
-        id: request.id,
-        arrival_s: request.arrivalTime,
-        prompt_tokens: request.promptTokens,
-        output_tokens: request.outputTokens,
-        queue_s: request.promptStartTime - request.arrivalTime,
-        ttft_s: ttft,
-        e2e_s: e2e,
-        tbt_s: divisor > 0 ? (e2e - ttft) / divisor : 0,
-        nth_token_overhead_s: request.token.startTime - request.prompt.completionTime,
-        preemptions: request.preemptions,
-      };
+      const record = scratchRecord ?? blankRecord();
+      record.id = request.id;
+      record.arrival_s = request.arrivalTime;
+      record.prompt_tokens = request.promptTokens;
+      record.output_tokens = request.outputTokens;
+      record.queue_s = request.promptStartTime - request.arrivalTime;
+      record.ttft_s = ttft;
+      record.e2e_s = e2e;
+      record.tbt_s = divisor > 0 ? (e2e - ttft) / divisor : 0;
+      record.nth_token_overhead_s = request.token.startTime - request.prompt.completionTime;
+      record.preemptions = request.preemptions;
       collector.record(record);
       onRecord?.(record);
       onRequestCompleted?.(request, now);

@@ -16,6 +16,7 @@ export interface GeneratorLimits {
  */
 export class SyntheticSource implements RequestSource {
   readonly description: string;
+  readonly maxRequests?: number;
   private readonly duration_s: number;
   private readonly numRequests: number;
   private produced = 0;
@@ -41,6 +42,7 @@ export class SyntheticSource implements RequestSource {
     }
     this.duration_s = duration_s ?? Number.POSITIVE_INFINITY;
     this.numRequests = num_requests ?? Number.POSITIVE_INFINITY;
+    if (num_requests !== undefined) this.maxRequests = num_requests;
     this.description = `${arrivals.description}; ${lengths.description}`;
   }
 

@@ -24,4 +24,6 @@ export interface RequestSource {
   next(): TraceRequest | undefined;
   /** Release file handles early (idempotent). */
   close(): void;
+  /** At most this many requests will come, when that is known up front (a generator's num_requests). */
+  readonly maxRequests?: number;
 }

@@ -303,6 +303,14 @@ void describe("generator workloads", () => {
     assert.throws(() => openWorkload({ ...spec, num_requests: undefined }, dir), /never ends/);
   });
 
+  void it("says how many requests it will give at most only when num_requests bounds it", () => {
+    const bounded = openWorkload({ ...spec, num_requests: 50, duration_s: 10 }, dir);
+    assert.equal(bounded.maxRequests, 50);
+    assert.ok(readAllRequests(bounded).length <= 50);
+    const timed = openWorkload({ ...spec, num_requests: undefined, duration_s: 10 }, dir);
+    assert.equal(timed.maxRequests, undefined);
+  });
+
   void it("steps needs no limit; diurnal and lengths from a trace work through openWorkload", () => {
     const steps = readAllRequests(
       openWorkload(
