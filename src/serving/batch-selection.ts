@@ -1,6 +1,6 @@
 import { ScratchList } from "../core/arrays.ts";
 import type { Instance } from "./instance.ts";
-import { TaskState, type SimRequest, type Task } from "./request.ts";
+import { TaskState, type Task } from "./request.ts";
 
 /**
  * Which waiting and running tasks make an instance's next batch: ORCA's first-come-first-served
@@ -68,18 +68,17 @@ export function selectSplitwiseBatch(
     if (task.numPreemptions < maxPreemptions) break;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-    const request = task.request;
-    if (request.selectionEpoch === epoch) continue;
+    if (task.requestEpoch === epoch) continue;
     if (task.state === TaskState.Blocked) {
       selected.push(task);
-      if (markPicked(request, epoch)) batchTaskMarked = true;
+      if (markPicked(task, epoch)) batchTaskMarked = true;
       batchTokens += task.tokensPerIteration;
       continue;
     }
     const needed = task.memoryOn(instance);
     if (needed + memory <= maxMemory) {
       selected.push(task);
-      if (markPicked(request, epoch)) batchTaskMarked = true;
+      if (markPicked(task, epoch)) batchTaskMarked = true;
       batchTokens += task.tokensPerIteration;
       memory += needed;
     }
@@ -90,12 +89,11 @@ export function selectSplitwiseBatch(
     const task = promptQueue[i]!;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-    const request = task.request;
-    if (request.selectionEpoch === epoch) continue;
+    if (task.requestEpoch === epoch) continue;
     const needed = task.memoryOn(instance);
     if (needed + memory > maxMemory) break;
     selected.push(task);
-    if (markPicked(request, epoch)) batchTaskMarked = true;
+    if (markPicked(task, epoch)) batchTaskMarked = true;
     batchTokens += task.tokensPerIteration;
     memory += needed;
   }
@@ -105,10 +103,9 @@ export function selectSplitwiseBatch(
     const task = blockedQueue[i]!;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
-    const request = task.request;
-    if (request.selectionEpoch === epoch) continue;
+    if (task.requestEpoch === epoch) continue;
     selected.push(task);
-    if (markPicked(request, epoch)) batchTaskMarked = true;
+    if (markPicked(task, epoch)) batchTaskMarked = true;
     batchTokens += task.tokensPerIteration;
   }
   // 4. decodes already running. A batch task's request can only have been picked already through
@@ -153,8 +150,7 @@ export function selectSplitwiseBatch(
   if (!pass4Stopped) {
     for (let i = 0; i < pendingQueue.length; i++) {
       const task = pendingQueue[i]!;
-      const request = task.request;
-      if (task.headsPool && request.selectionEpoch !== epoch) candidates.push(task);
+      if (task.headsPool && task.requestEpoch !== epoch) candidates.push(task);
     }
     if (candidates.length > 1) sortByRequestOrder(instance, candidates);
   }
@@ -232,21 +228,14 @@ function sortByRequestOrder(instance: Instance, tasks: ScratchList<Task>): void 
 }
 
 /**
- * A request enters the new batch: marked on it and on each of its tasks here (see pass 4). True when
- * one of those tasks is running, so pass 4 has to skip it.
+ * A request enters the new batch: marked on each of its tasks here (its pool: the task and its
+ * sibling), which is where passes 1-5 look, so the request object is not loaded. True when one of
+ * those tasks is running, so pass 4 has to skip it.
  */
-function markPicked(request: SimRequest, epoch: number): boolean {
-  request.selectionEpoch = epoch;
-  let running = false;
-  const head = request.poolHead;
-  if (head !== null) {
-    head.requestEpoch = epoch;
-    running = head.inBatch;
-  }
-  const next = request.poolNext;
-  if (next !== null) {
-    next.requestEpoch = epoch;
-    if (next.inBatch) running = true;
-  }
-  return running;
+function markPicked(task: Task, epoch: number): boolean {
+  task.requestEpoch = epoch;
+  const sibling = task.poolSibling;
+  if (sibling === null) return task.inBatch;
+  sibling.requestEpoch = epoch;
+  return task.inBatch || sibling.inBatch;
 }

@@ -356,11 +356,14 @@ export class Instance implements EventTarget {
         throw new Error(`internal: request ${request.id} has a third task on instance ${this.label}`);
       request.poolNext = task;
       task.headsPool = false;
+      task.poolSibling = request.poolHead;
+      request.poolHead.poolSibling = task;
       return;
     }
     request.poolHead = task;
     request.poolNext = null;
     task.headsPool = true;
+    task.poolSibling = null;
     // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
     const list = this.pendingRequests;
     const arrivals = this.pendingArrivals;
@@ -390,6 +393,11 @@ export class Instance implements EventTarget {
       request.poolNext = null;
     }
     task.headsPool = false;
+    const sibling = task.poolSibling;
+    if (sibling !== null) {
+      sibling.poolSibling = null;
+      task.poolSibling = null;
+    }
     const head = request.poolHead;
     if (head !== null) {
       head.headsPool = true;

@@ -44,6 +44,12 @@ export class Task {
    * per-iteration walks over waiting tasks need not load the request and its pool to ask.
    */
   headsPool = false;
+  /**
+   * The other task of this request's pool on its instance (prefill and decode wait there together
+   * at most), kept by the instance's pool bookkeeping so batch selection can mark a picked request
+   * on its tasks without loading the request.
+   */
+  poolSibling: Task | null = null;
   /** The request's prompt length, copied here so decode costing does not chase the request. */
   promptTokens: number;
   /** The request's arrival time, copied here so ordering a queue of tasks does not chase requests. */
@@ -91,6 +97,7 @@ export class Task {
     this.requestEpoch = 0;
     this.queueMark = 0;
     this.headsPool = false;
+    this.poolSibling = null;
     this.arrivalTime = 0;
     this.startTime = -1;
     this.completionTime = -1;
@@ -170,7 +177,7 @@ export class SimRequest {
    */
   poolHead: Task | null = null;
   poolNext: Task | null = null;
-  /** Selection epoch in which one of this request's tasks was picked (scratch for batch selection). */
+  /** Scratch for batch selection when it walks requests: epoch in which one of its tasks was picked. */
   selectionEpoch = 0;
 
   constructor(

@@ -484,7 +484,7 @@ void describe("instances", () => {
 });
 
 void describe("instance bookkeeping", () => {
-  /** After every iteration: each waiting task's pool-head flag matches its request's pool, on every instance. */
+  /** After every iteration: each waiting task's pool-head flag and sibling match its request's pool, on every instance. */
   function checkPoolHeads(raw: Raw): number {
     const loaded = load(raw);
     const schedulerRng = new Rng(loaded.config.seed).fork("scheduler");
@@ -493,12 +493,23 @@ void describe("instance bookkeeping", () => {
     const sim = new Simulation(setup, openConfiguredWorkload(loaded.config, loaded.baseDir), {
       iteration: (instance: Instance) => {
         for (const task of instance.pendingQueue) {
-          assert.equal(task.headsPool, task.request.poolHead === task, `request ${task.request.id}`);
+          const { poolHead, poolNext, id } = task.request;
+          assert.equal(task.headsPool, poolHead === task, `request ${id}`);
+          const sibling = poolHead === task ? poolNext : poolHead;
+          assert.equal(
+            task.poolSibling,
+            sibling,
+            `request ${id}: the task's sibling is the other pooled task`,
+          );
           checked++;
         }
         for (const request of instance.pendingRequests) {
           assert.equal(request.poolHead?.headsPool, true, `request ${request.id} is pending: it has a head`);
-          if (request.poolNext !== null) assert.equal(request.poolNext.headsPool, false);
+          assert.equal(request.poolHead.poolSibling, request.poolNext);
+          if (request.poolNext !== null) {
+            assert.equal(request.poolNext.headsPool, false);
+            assert.equal(request.poolNext.poolSibling, request.poolHead);
+          }
         }
       },
     });
@@ -507,7 +518,7 @@ void describe("instance bookkeeping", () => {
     return checked;
   }
 
-  void it("keeps each task's pool-head flag equal to its request's first pooled task", () => {
+  void it("keeps each task's pool-head flag and pool sibling equal to its request's pool", () => {
     // Loaded enough that decodes are preempted and wait behind prefills.
     assert.ok(
       checkPoolHeads({ ...COLOCATED, scheduler: { name: "token_jsq" }, workload: generator(12, 400) }) > 100,
