@@ -1,4 +1,4 @@
-import type { LatencySummary, RunSummary } from "../metrics/summary.ts";
+import type { LatencySummary, RunSummary, ScalingSummary } from "../metrics/summary.ts";
 
 export type TableCell = string | number;
 export type Alignment = "left" | "right";
@@ -182,6 +182,31 @@ function slowdownRow(name: string, values: { p50: number; p90: number; p99: numb
   return [name, orDash(values.p50, render), orDash(values.p90, render), orDash(values.p99, render)];
 }
 
+/**
+ * What the autoscaler did: its policy, how many replicas it ran, and where the GPU-hours went (active
+ * replicas, starting and draining ones, servers' GPUs no instance used), each with its share.
+ */
+function scalingRows(scaling: ScalingSummary, gpuHours: number | null): [string, string][] {
+  const byState = scaling.gpu_seconds_by_state;
+  const hours = (seconds: number): string => {
+    const share =
+      gpuHours !== null && gpuHours > 0 ? ` (${((seconds / 3600 / gpuHours) * 100).toFixed(1)} %)` : "";
+    return `${(seconds / 3600).toFixed(3)}${share}`;
+  };
+  return [
+    ["policy", scaling.policy ?? "-"],
+    ["replicas peak / final", `${scaling.max_replicas} / ${scaling.final_replicas}`],
+    ["target changes", String(scaling.decisions)],
+    ["scaling actions", String(scaling.events)],
+    ["GPU-hours active", hours(byState.active)],
+    ["GPU-hours starting", hours(byState.starting)],
+    ["GPU-hours draining", hours(byState.draining)],
+    ...(byState.unassigned > 0
+      ? [["GPU-hours unassigned", hours(byState.unassigned)] as [string, string]]
+      : []),
+  ];
+}
+
 /** Human-readable report of a run summary (latencies in ms) for the terminal. */
 export function formatSummaryTable(summary: RunSummary, options: Pick<TableOptions, "style"> = {}): string {
   const { requests, slo } = summary;
@@ -209,8 +234,17 @@ export function formatSummaryTable(summary: RunSummary, options: Pick<TableOptio
   ];
   const style = options.style ?? "box";
   const right: Alignment[] = ["left", "right", "right", "right", "right", "right"];
+  const scaling = summary.scaling;
   return [
     formatTable(["run", "value"], overview, { style, align: ["left", "right"] }),
+    ...(scaling === null
+      ? []
+      : [
+          formatTable(["autoscaling", "value"], scalingRows(scaling, summary.gpu_hours), {
+            style,
+            align: ["left", "right"],
+          }),
+        ]),
     formatTable(
       ["latency (ms)", "mean", "p50", "p90", "p99", "max"],
       [

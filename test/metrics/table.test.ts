@@ -56,6 +56,29 @@ void test("formatSummaryTable shows latencies in ms and the SLO attainment", () 
   assert.doesNotMatch(text, /refused/, "no refusal row when nothing was refused");
   const refused = formatSummaryTable(buildRunSummary({ collector, rejected: 3, wall_s: 0.5 }));
   assert.match(refused, /requests refused \(KV cache too small\)\s+│\s+3/);
+  assert.doesNotMatch(text, /autoscaling/, "a fixed fleet has no autoscaling table");
+
+  const scaled = formatSummaryTable(
+    buildRunSummary({
+      collector,
+      gpu_hours: 2,
+      scaling: {
+        policy: "hpa",
+        events: 7,
+        decisions: 5,
+        max_replicas: 4,
+        final_replicas: 2,
+        gpu_seconds_by_state: { starting: 360, active: 6480, draining: 360, unassigned: 0 },
+      },
+    }),
+  );
+  assert.match(scaled, /policy\s+│\s+hpa/);
+  assert.match(scaled, /replicas peak \/ final\s+│\s+4 \/ 2/);
+  assert.match(scaled, /target changes\s+│\s+5/);
+  assert.match(scaled, /scaling actions\s+│\s+7/);
+  assert.match(scaled, /GPU-hours active\s+│\s+1\.800 \(90\.0 %\)/);
+  assert.match(scaled, /GPU-hours starting\s+│\s+0\.100 \(5\.0 %\)/);
+  assert.doesNotMatch(scaled, /unassigned/, "shown only when servers had unused GPUs");
 });
 
 void test("formatTable wraps long text columns at spaces to fit maxWidth, keeping numbers whole", () => {
