@@ -54,9 +54,13 @@ function pythonFloorDiv(a: number, b: number): number {
  * must join the batch.
  */
 export class Instance implements EventTarget {
+  // Numeric fields that change during a run have a number initializer even when the constructor
+  // sets them: a bare declaration starts the field as `undefined` (ES class fields), and V8 then
+  // stores every later fractional value in a newly allocated box, with a write barrier, instead of
+  // overwriting it in place (see the note in request.ts).
   status = InstanceStatus.Active;
   /** When the instance entered its current status. */
-  statusSince: number;
+  statusSince = 0;
   /** Autoscaling pool this instance belongs to ("prefill", "decode", "mixed" or a configured name). */
   pool = "";
   /**
@@ -68,15 +72,15 @@ export class Instance implements EventTarget {
   /** Prompt tokens placed here whose prefill has not completed (queued or running). */
   outstandingPrefillTokens = 0;
   /** Last time a task completed here (or the creation time). */
-  lastServedAt: number;
+  lastServedAt = 0;
   readonly engineMetrics = new EngineMetrics();
   /** Reserve a request's decode KV cache with its prefill or shipment (default) instead of at decode start (upstream). */
   reserveDecodeUpFront = false;
   /** Bytes of weights plus KV cache currently allocated. */
-  memory: number;
-  peakMemory: number;
+  memory = 0;
+  peakMemory = 0;
   /** Scheduler-side estimates (upstream sched_memory / sched_pending_tokens / sched_tag). */
-  schedMemory: number;
+  schedMemory = 0;
   schedPendingTokens = 0;
   schedTag: "mixed" | null = null;
   /** Set by a scheduler that indexes instances by schedPendingTokens: told when a completion lowers it. */
