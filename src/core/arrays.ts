@@ -20,6 +20,26 @@ export function insertAtIndex<T>(list: T[], index: number, item: T): void {
   list[index] = item;
 }
 
+/**
+ * `removeAtIndex` and `insertAtIndex` for arrays of numbers, kept apart on purpose: once the generic
+ * versions have been optimized for arrays of objects as well, V8 generalizes every array they touch
+ * to tagged elements, so a number array passed to them ends up holding each value in its own heap
+ * box, and searching it loads a box per probe. Used only with number arrays, these stay unboxed.
+ */
+export function removeNumberAtIndex(list: number[], index: number): void {
+  const last = list.length - 1;
+  for (let i = index; i < last; i++) list[i] = list[i + 1]!;
+  list.pop();
+}
+
+/** See `removeNumberAtIndex`. */
+export function insertNumberAtIndex(list: number[], index: number, value: number): void {
+  let i = list.length;
+  list.push(value);
+  for (; i > index; i--) list[i] = list[i - 1]!;
+  list[index] = value;
+}
+
 /** Removes the first occurrence of `item`; false when absent. */
 export function removeItem<T>(list: T[], item: T): boolean {
   const index = list.indexOf(item);

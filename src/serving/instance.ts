@@ -1,5 +1,12 @@
 import type { Clock, EventTarget } from "../core/clock.ts";
-import { ScratchList, insertAtIndex, removeAtIndex, removeItem } from "../core/arrays.ts";
+import {
+  ScratchList,
+  insertAtIndex,
+  insertNumberAtIndex,
+  removeAtIndex,
+  removeItem,
+  removeNumberAtIndex,
+} from "../core/arrays.ts";
 import { selectOrcaBatch, selectSplitwiseBatch } from "./batch-selection.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationShape, IterationTimeModel } from "../model/performance.ts";
@@ -385,7 +392,7 @@ export class Instance implements EventTarget {
       else lo = mid + 1;
     }
     insertAtIndex(list, lo, request);
-    insertAtIndex(arrivals, lo, arrival);
+    insertNumberAtIndex(arrivals, lo, arrival);
   }
 
   private removeFromPool(task: Task): void {
@@ -425,7 +432,7 @@ export class Instance implements EventTarget {
     for (let i = lo; i < list.length && arrivals[i] === arrival; i++) {
       if (list[i] === request) {
         removeAtIndex(list, i);
-        removeAtIndex(arrivals, i);
+        removeNumberAtIndex(arrivals, i);
         return;
       }
     }

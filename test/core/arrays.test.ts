@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ScratchList, clearList, insertAtIndex, removeAtIndex, removeItem } from "../../src/core/arrays.ts";
+import {
+  ScratchList,
+  clearList,
+  insertAtIndex,
+  insertNumberAtIndex,
+  removeAtIndex,
+  removeItem,
+  removeNumberAtIndex,
+} from "../../src/core/arrays.ts";
 import { Rng } from "../../src/core/rng.ts";
 import { MinIndexTree } from "../../src/serving/schedulers/load-index.ts";
 
@@ -29,6 +37,25 @@ void describe("in-place list edits", () => {
     assert.equal(removeItem(ours, -1), false);
     clearList(ours);
     assert.equal(ours.length, 0);
+  });
+
+  void it("number versions match splice on random edits of fractional values", () => {
+    const rng = new Rng(9);
+    const ours: number[] = [];
+    const reference: number[] = [];
+    for (let step = 0; step < 2000; step++) {
+      if (rng.nextFloat() < 0.55 || ours.length === 0) {
+        const index = Math.floor(rng.nextFloat() * (ours.length + 1));
+        const value = rng.nextFloat() * 100;
+        insertNumberAtIndex(ours, index, value);
+        reference.splice(index, 0, value);
+      } else {
+        const index = Math.floor(rng.nextFloat() * ours.length);
+        removeNumberAtIndex(ours, index);
+        reference.splice(index, 1);
+      }
+      assert.deepEqual(ours, reference);
+    }
   });
 });
 
