@@ -292,7 +292,7 @@ export class Instance implements EventTarget {
       // upstream's bisect.insort does: the queue is not re-sorted when keys change while queued.
       const queue = this.pendingQueue;
       const preemptions = task.numPreemptions;
-      const arrival = task.requestArrival;
+      const arrival = task.arrivalRank;
       let lo = 0;
       let hi = queue.length;
       while (lo < hi) {
@@ -300,8 +300,7 @@ export class Instance implements EventTarget {
         const other = queue[mid]!;
         const otherPreemptions = other.numPreemptions;
         const before =
-          preemptions < otherPreemptions ||
-          (preemptions === otherPreemptions && arrival < other.requestArrival);
+          preemptions < otherPreemptions || (preemptions === otherPreemptions && arrival < other.arrivalRank);
         if (before) hi = mid;
         else lo = mid + 1;
       }

@@ -58,8 +58,11 @@ export class Task {
   poolSibling: Task | null = null;
   /** The request's prompt length, copied here so decode costing does not chase the request. */
   promptTokens = 0;
-  /** The request's arrival time, copied here so ordering a queue of tasks does not chase requests. */
-  requestArrival = 0;
+  /**
+   * The request's arrival rank (see `ArrivalRanker`), copied here so ordering a queue of tasks by
+   * arrival neither chases the request nor loads the heap box V8 keeps a fractional field in.
+   */
+  arrivalRank = 0;
   /** Times this task was preempted (counted here, where the preemption already is, not on the request). */
   preemptions = 0;
   arrivalTime = 0;
@@ -80,7 +83,7 @@ export class Task {
   ) {
     this.tokensPerIteration = isPrompt ? size : 1;
     this.promptTokens = request.promptTokens;
-    this.requestArrival = request.arrivalTime;
+    this.arrivalRank = request.arrivalRank;
   }
 
   /** Back to the state of a new task of `size` tokens (see `SimRequest.reuse`). */
@@ -90,7 +93,7 @@ export class Task {
     this.size = size;
     this.tokensPerIteration = this.isPrompt ? size : 1;
     this.promptTokens = this.request.promptTokens;
-    this.requestArrival = this.request.arrivalTime;
+    this.arrivalRank = this.request.arrivalRank;
     this.preemptions = 0;
     this.genBase = 0;
     this.stepsAtJoin = 0;
@@ -190,12 +193,21 @@ export class SimRequest {
   // declared bare (see the note on Task).
   id = 0;
   arrivalTime = 0;
+  /** Orders requests as their arrival times do, equal times equal ranks (see `ArrivalRanker`). */
+  arrivalRank = 0;
   promptTokens = 0;
   outputTokens = 0;
 
-  constructor(id: number, arrivalTime: number, promptTokens: number, outputTokens: number) {
+  constructor(
+    id: number,
+    arrivalTime: number,
+    arrivalRank: number,
+    promptTokens: number,
+    outputTokens: number,
+  ) {
     this.id = id;
     this.arrivalTime = arrivalTime;
+    this.arrivalRank = arrivalRank;
     this.promptTokens = promptTokens;
     this.outputTokens = outputTokens;
     this.prompt = new Task(this, true, promptTokens);
@@ -208,9 +220,16 @@ export class SimRequest {
   }
 
   /** This finished request, reset to a new one (its tasks too); returns itself. */
-  reuse(id: number, arrivalTime: number, promptTokens: number, outputTokens: number): SimRequest {
+  reuse(
+    id: number,
+    arrivalTime: number,
+    arrivalRank: number,
+    promptTokens: number,
+    outputTokens: number,
+  ): SimRequest {
     this.id = id;
     this.arrivalTime = arrivalTime;
+    this.arrivalRank = arrivalRank;
     this.promptTokens = promptTokens;
     this.outputTokens = outputTokens;
     this.memory = 0;
@@ -223,5 +242,26 @@ export class SimRequest {
     this.prompt.reset(promptTokens);
     this.token.reset(outputTokens - 1);
     return this;
+  }
+}
+
+/**
+ * Gives requests, created in non-decreasing order of arrival time, an integer rank that orders them
+ * exactly as their times do (equal times, equal ranks). Queues ordered by arrival compare ranks: an
+ * integer sits in the object itself, where V8 keeps a fractional field in a separate heap box.
+ */
+export class ArrivalRanker {
+  private lastArrival = Number.NaN;
+  private rank = 0;
+
+  rankOf(arrival: number): number {
+    if (arrival !== this.lastArrival) {
+      if (arrival < this.lastArrival) {
+        throw new Error(`internal: arrival ${arrival} s comes after ${this.lastArrival} s`);
+      }
+      this.lastArrival = arrival;
+      this.rank++;
+    }
+    return this.rank;
   }
 }

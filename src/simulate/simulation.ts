@@ -3,7 +3,7 @@ import type { Catalog, ModelSpec } from "../model/catalog.ts";
 import type { PerformanceModel } from "../model/performance.ts";
 import { Cluster, type ClusterOptions, type ServerGroup, type StartState } from "../serving/cluster.ts";
 import { InstanceStatus, type Instance, type InstanceHost } from "../serving/instance.ts";
-import { SimRequest, type Task } from "../serving/request.ts";
+import { ArrivalRanker, SimRequest, type Task } from "../serving/request.ts";
 import type { RequestScheduler } from "../serving/schedulers/scheduler.ts";
 import type { RequestSource, TraceRequest } from "../workload/types.ts";
 import { KvFlow, type KvFlowHost } from "./kv-flow.ts";
@@ -229,10 +229,11 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
     }
     const spec = this.nextArrival!;
     const reused = this.finishedRequests.pop();
+    const rank = this.arrivalRanks.rankOf(spec.arrival_s);
     const request =
       reused === undefined
-        ? new SimRequest(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens)
-        : reused.reuse(spec.id, spec.arrival_s, spec.prompt_tokens, spec.output_tokens);
+        ? new SimRequest(spec.id, spec.arrival_s, rank, spec.prompt_tokens, spec.output_tokens)
+        : reused.reuse(spec.id, spec.arrival_s, rank, spec.prompt_tokens, spec.output_tokens);
     if (this.arrived++ === 0) this.firstArrival_s = request.arrivalTime;
     this.arrivedPromptTokens += request.promptTokens;
     this.observer.requestArrived?.(request);
@@ -350,6 +351,8 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   }
 
   private firstArrival_s = Number.NaN;
+
+  private readonly arrivalRanks = new ArrivalRanker();
 
   /** Finished requests kept for reuse; never more than were in flight at once. */
   private readonly finishedRequests: SimRequest[] = [];

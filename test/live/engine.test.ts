@@ -22,7 +22,7 @@ import { parsePrometheusText } from "../../src/live/prometheus/parser.ts";
 import { GAUGES } from "../../src/policy/types.ts";
 import { waitFor } from "./helpers.ts";
 import { Instance, type BatchingConfig, type InstanceHost } from "../../src/serving/instance.ts";
-import { SimRequest, type Task } from "../../src/serving/request.ts";
+import { ArrivalRanker, SimRequest, type Task } from "../../src/serving/request.ts";
 
 const BATCHING: BatchingConfig = {
   kind: "splitwise",
@@ -71,10 +71,17 @@ function simulate(
   );
   const kv = instance as Instance & { reserveDecodeUpFront?: boolean };
   if ("reserveDecodeUpFront" in kv) kv.reserveDecodeUpFront = true; // the simulator's default, as the emulator
+  const ranks = new ArrivalRanker();
   arrivals.forEach((arrival, id) => {
     const target: EventTarget = {
       onEvent() {
-        const request = new SimRequest(id, clock.now, arrival.prompt, arrival.output);
+        const request = new SimRequest(
+          id,
+          clock.now,
+          ranks.rankOf(clock.now),
+          arrival.prompt,
+          arrival.output,
+        );
         request.prompt.chained = request.token;
         instance.taskArrival(request.prompt);
         instance.taskArrival(request.token);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SimRequest, TaskState, type Task } from "../../src/serving/request.ts";
+import { ArrivalRanker, SimRequest, TaskState, type Task } from "../../src/serving/request.ts";
 
 /** Every own field of a task except its back-reference to the request (compared separately). */
 function taskFields(task: Task): Record<string, unknown> {
@@ -10,7 +10,7 @@ function taskFields(task: Task): Record<string, unknown> {
 
 void describe("SimRequest.reuse", () => {
   void it("gives a request equal in every field to a newly built one", () => {
-    const used = new SimRequest(1, 0.5, 100, 20);
+    const used = new SimRequest(1, 0.5, 1, 100, 20);
     // Dirty every field a run touches.
     Object.assign(used, {
       memory: 123,
@@ -40,12 +40,13 @@ void describe("SimRequest.reuse", () => {
         preemptions: 2,
         queueMark: 4,
         headsPool: true,
+        poolSibling: task === used.prompt ? used.token : used.prompt,
       });
     }
     used.prompt.chained = used.token;
 
-    const reused = used.reuse(7, 3.25, 512, 64);
-    const fresh = new SimRequest(7, 3.25, 512, 64);
+    const reused = used.reuse(7, 3.25, 4, 512, 64);
+    const fresh = new SimRequest(7, 3.25, 4, 512, 64);
     assert.equal(reused, used, "reuse returns the same object");
     const { prompt: reusedPrompt, token: reusedToken, ...reusedFields } = reused;
     const { prompt: freshPrompt, token: freshToken, ...freshFields } = fresh;
@@ -54,5 +55,26 @@ void describe("SimRequest.reuse", () => {
     assert.deepEqual(taskFields(reusedToken), taskFields(freshToken));
     assert.equal(reusedPrompt.request, reused);
     assert.equal(reusedToken.request, reused);
+  });
+});
+
+void describe("ArrivalRanker", () => {
+  void it("orders ranks as arrival times, equal times sharing a rank", () => {
+    const ranks = new ArrivalRanker();
+    const times = [0, 0, 0.25, 0.25, 0.25, 1e-9 + 0.25, 7, 7.5, 7.5];
+    const got = times.map((time) => ranks.rankOf(time));
+    for (let i = 0; i < times.length; i++) {
+      for (let j = 0; j < times.length; j++) {
+        assert.equal(got[i]! < got[j]!, times[i]! < times[j]!, `${times[i]} vs ${times[j]}`);
+        assert.equal(got[i] === got[j], times[i] === times[j]);
+      }
+    }
+    assert.ok(got.every((rank) => Number.isInteger(rank)));
+  });
+
+  void it("refuses an arrival earlier than the last one", () => {
+    const ranks = new ArrivalRanker();
+    ranks.rankOf(2);
+    assert.throws(() => ranks.rankOf(1), /arrival 1 s comes after 2 s/);
   });
 });

@@ -22,7 +22,7 @@ import { Clock } from "../../core/clock.ts";
 import type { IterationShape, IterationTimeModel } from "../../model/performance.ts";
 import { E2E_BUCKETS_S, Histogram, ITL_BUCKETS_S, TTFT_BUCKETS_S } from "../../serving/engine-metrics.ts";
 import { Instance, type BatchingConfig, type InstanceHost } from "../../serving/instance.ts";
-import { SimRequest, type Task } from "../../serving/request.ts";
+import { ArrivalRanker, SimRequest, type Task } from "../../serving/request.ts";
 import type { Hardware } from "./hardware.ts";
 
 export interface TokenListener {
@@ -82,6 +82,7 @@ export class EmulatedEngine implements InstanceHost {
   private readonly startMs: number;
   private readonly live = new Map<SimRequest, LiveRequest>();
   private nextId = 0;
+  private readonly arrivalRanks = new ArrivalRanker();
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private timerAt = Infinity;
@@ -194,7 +195,13 @@ export class EmulatedEngine implements InstanceHost {
     if (this.closed) throw new Error("engine is shut down");
     this.advance();
     const now = this.clock.now;
-    const request = new SimRequest(this.nextId++, now, promptTokens, outputTokens);
+    const request = new SimRequest(
+      this.nextId++,
+      now,
+      this.arrivalRanks.rankOf(now),
+      promptTokens,
+      outputTokens,
+    );
     this.live.set(request, { request, listener, emitted: 0, lastTokenTime: now, pending: [], done: false });
     // As the simulator's co-located placement does: prefill and decode on one instance, chained.
     request.prompt.chained = request.token;
