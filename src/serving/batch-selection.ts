@@ -1,6 +1,6 @@
 import { ScratchList } from "../core/arrays.ts";
 import type { Instance } from "./instance.ts";
-import { TaskState, type Task } from "./request.ts";
+import { TaskState, isPending, type Task } from "./request.ts";
 
 /**
  * Which waiting and running tasks make an instance's next batch: ORCA's first-come-first-served
@@ -14,6 +14,8 @@ const selectedScratch = new ScratchList<Task>();
 const candidatesScratch = new ScratchList<Task>();
 /** Shared by all instances so a request's epoch mark can never collide across instances. */
 let selectionEpoch = 0;
+/** Pending tasks heading their pool that passes 1-3 of the current selection marked (see pass 5). */
+let pendingHeadsMarked = 0;
 
 /** ORCA: waiting requests join in arrival order, up to the batch size, until one's KV cache does not fit. */
 export function selectOrcaBatch(instance: Instance, newTasks: ScratchList<Task>): void {
@@ -52,6 +54,7 @@ export function selectSplitwiseBatch(
 ): number {
   const { maxBatchSize, maxBatchTokens, maxPreemptions } = instance.batching;
   const epoch = ++selectionEpoch;
+  pendingHeadsMarked = 0;
   const selected = selectedScratch;
   selected.clear();
   let batchTokens = 0;
@@ -66,6 +69,10 @@ export function selectSplitwiseBatch(
   for (let i = 0; i < pendingQueue.length; i++) {
     const task = pendingQueue[i]!;
     if (task.numPreemptions < maxPreemptions) break;
+    // A task that does not head its request's pool waits for the one before it: a decode must not
+    // run before its own prefill. Only max_preemptions 0 gets here with one (a task's count grows
+    // only while it heads its pool).
+    if (!task.headsPool) continue;
     if (selected.length === maxBatchSize) break;
     if (selected.length > 0 && batchTokens + task.tokensPerIteration > maxBatchTokens) break;
     if (task.requestEpoch === epoch) continue;
@@ -147,7 +154,9 @@ export function selectSplitwiseBatch(
   // they are visited (in the arrival order of the instance's request list), not every request.
   const candidates = candidatesScratch;
   candidates.clear();
-  if (!pass4Stopped) {
+  // The pending heads marked in passes 1-3 are all there is when the counts agree (pass 4 marks
+  // only running tasks), and then the walk would find nothing.
+  if (!pass4Stopped && instance.pendingHeadCount > pendingHeadsMarked) {
     for (let i = 0; i < pendingQueue.length; i++) {
       const task = pendingQueue[i]!;
       if (task.headsPool && task.requestEpoch !== epoch) candidates.push(task);
@@ -234,8 +243,11 @@ function sortByRequestOrder(instance: Instance, tasks: ScratchList<Task>): void 
  */
 function markPicked(task: Task, epoch: number): boolean {
   task.requestEpoch = epoch;
+  // Passes 1-3 pick waiting tasks only, so `task` is pending.
+  if (task.headsPool) pendingHeadsMarked++;
   const sibling = task.poolSibling;
   if (sibling === null) return task.inBatch;
   sibling.requestEpoch = epoch;
+  if (sibling.headsPool && isPending(sibling)) pendingHeadsMarked++;
   return task.inBatch || sibling.inBatch;
 }

@@ -12,7 +12,7 @@ import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationShape, IterationTimeModel } from "../model/performance.ts";
 import { EngineMetrics } from "./engine-metrics.ts";
 import { FinishHeap } from "./finish-heap.ts";
-import { TaskState, type SimRequest, type Task } from "./request.ts";
+import { TaskState, isPending, type SimRequest, type Task } from "./request.ts";
 
 export type InstanceRole = "prompt" | "token" | null;
 export type BatchingKind = "orca" | "splitwise";
@@ -116,6 +116,11 @@ export class Instance implements EventTarget {
   private decodePromptTokens = 0;
   private decodeGeneratedOffset = 0;
   readonly pendingQueue: Task[] = [];
+  /**
+   * Tasks in `pendingQueue` that head their request's pool, kept so the per-iteration walks over the
+   * queue that only look for such tasks can be skipped when there are none left to find.
+   */
+  pendingHeadCount = 0;
   readonly pendingPromptQueue: Task[] = [];
   readonly blockedQueue: Task[] = [];
   /** Requests with a task on this instance, ordered by arrival time. */
@@ -310,6 +315,7 @@ export class Instance implements EventTarget {
       this.pendingQueue.push(task);
     }
     if (preempted) this.blockedQueue.push(task);
+    if (task.headsPool) this.pendingHeadCount++;
     if (task.isPrompt) {
       this.pendingPromptQueue.push(task);
       this.pendingTokens += task.size;
@@ -321,6 +327,7 @@ export class Instance implements EventTarget {
   private removePendingTask(task: Task): void {
     removeItem(this.pendingQueue, task);
     if (task.state === TaskState.Blocked) removeItem(this.blockedQueue, task);
+    if (task.headsPool) this.pendingHeadCount--;
     if (task.isPrompt) {
       removeItem(this.pendingPromptQueue, task);
       this.pendingTokens -= task.size;
@@ -347,6 +354,7 @@ export class Instance implements EventTarget {
       const task = items[i]!;
       task.queueMark = mark;
       if (task.state === TaskState.Blocked) anyBlocked = true;
+      if (task.headsPool) this.pendingHeadCount--;
       if (task.isPrompt) {
         anyPrompt = true;
         this.pendingTokens -= task.size;
@@ -410,7 +418,10 @@ export class Instance implements EventTarget {
     }
     const head = request.poolHead;
     if (head !== null) {
-      head.headsPool = true;
+      if (!head.headsPool) {
+        head.headsPool = true;
+        if (isPending(head)) this.pendingHeadCount++;
+      }
     } else {
       this.removePendingRequest(request);
     }
@@ -522,10 +533,12 @@ export class Instance implements EventTarget {
       for (let i = 0; i < newTasks.length; i++) this.addToBatch(newTasks.items[i]!);
       // Every request whose first task is not running was skipped this iteration (upstream's
       // "num_preemptions"); those first tasks are exactly the waiting ones that head their request.
-      const pending = this.pendingQueue;
-      for (let i = 0; i < pending.length; i++) {
-        const task = pending[i]!;
-        if (task.headsPool) task.numPreemptions++;
+      if (this.pendingHeadCount > 0) {
+        const pending = this.pendingQueue;
+        for (let i = 0; i < pending.length; i++) {
+          const task = pending[i]!;
+          if (task.headsPool) task.numPreemptions++;
+        }
       }
     }
 

@@ -156,6 +156,11 @@ export class Task {
   }
 }
 
+/** Waiting in its instance's pending queue (never run, or preempted), not running or finished. */
+export function isPending(task: Task): boolean {
+  return task.state === TaskState.Queued || task.state === TaskState.Blocked;
+}
+
 /** KV-cache shipment from the prefill instance to the decode instance. */
 export interface KvTransfer {
   readonly source: Instance;

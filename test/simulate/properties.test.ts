@@ -10,6 +10,7 @@ import { loadCatalog, kvBytesPerToken } from "../../src/model/catalog.ts";
 import type { Instance } from "../../src/serving/instance.ts";
 import { SCHEDULER_NAMES, SPLIT_SCHEDULERS } from "../../src/serving/schedulers/registry.ts";
 import type { TimelineRow } from "../../src/metrics/timeline.ts";
+import type { RequestRecord } from "../../src/metrics/types.ts";
 import { Rng } from "../../src/core/rng.ts";
 import { runSimulation, type RunResult } from "../../src/simulate/run.ts";
 import { buildSetup } from "../../src/simulate/setup.ts";
@@ -483,6 +484,34 @@ void describe("instances", () => {
   });
 });
 
+void describe("task order within a request", () => {
+  void it("never runs a decode before its own prefill, even with max_preemptions 0", () => {
+    // With no starvation threshold every waiting task qualifies for the first admission pass, a
+    // co-located decode included while its prefill still waits.
+    const loaded = load({
+      ...COLOCATED,
+      start_state: { type: "baseline", instance: { max_preemptions: 0 } },
+      workload: {
+        ...generator(12, 400),
+        lengths: {
+          prompt: { dist: "uniform", min: 100, max: 3000 },
+          output: { dist: "uniform", min: 1, max: 3 },
+        },
+      },
+    });
+    const records: RequestRecord[] = [];
+    const { summary } = runSimulation(loaded, { onRecord: (record) => records.push(record) });
+    assert.equal(summary.requests.completed, 400);
+    for (const record of records) {
+      assert.ok(record.queue_s >= 0, `request ${record.id} started its prefill (queue ${record.queue_s})`);
+      assert.ok(
+        record.ttft_s > 0 && record.ttft_s <= record.e2e_s,
+        `request ${record.id}: ttft ${record.ttft_s}`,
+      );
+    }
+  });
+});
+
 void describe("instance bookkeeping", () => {
   /** After every iteration: each waiting task's pool-head flag and sibling match its request's pool, on every instance. */
   function checkPoolHeads(raw: Raw): number {
@@ -503,6 +532,11 @@ void describe("instance bookkeeping", () => {
           );
           checked++;
         }
+        assert.equal(
+          instance.pendingHeadCount,
+          instance.pendingQueue.filter((task) => task.headsPool).length,
+          "the count of waiting pool heads",
+        );
         for (const request of instance.pendingRequests) {
           assert.equal(request.poolHead?.headsPool, true, `request ${request.id} is pending: it has a head`);
           assert.equal(request.poolHead.poolSibling, request.poolNext);
@@ -525,6 +559,21 @@ void describe("instance bookkeeping", () => {
     );
     assert.ok(
       checkPoolHeads({ ...SPLIT, scheduler: { name: "mixed_pool" }, workload: generator(12, 400) }) > 0,
+    );
+    // No starvation threshold: pass 1 admits a decode together with its own prefill, and 1-token
+    // outputs then finish in the same iteration as the prefill.
+    assert.ok(
+      checkPoolHeads({
+        ...COLOCATED,
+        start_state: { type: "baseline", instance: { max_preemptions: 0 } },
+        workload: {
+          ...generator(12, 400),
+          lengths: {
+            prompt: { dist: "uniform", min: 100, max: 3000 },
+            output: { dist: "uniform", min: 1, max: 3 },
+          },
+        },
+      }) > 100,
     );
   });
 });
