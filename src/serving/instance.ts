@@ -551,8 +551,8 @@ export class Instance implements EventTarget {
     const prefillTokens = this.batchPromptTokens;
     const decodeContext =
       this.decodePromptTokens + this.decodeGeneratedOffset + this.tokenTasksInBatch * this.decodeSteps;
-    const first = this.finishing.peek();
-    let contiguous = first === undefined ? Infinity : Math.max(0, first.doneAt - this.decodeSteps);
+    // Infinity when no decode is running.
+    let contiguous = Math.max(0, this.finishing.firstDoneAt() - this.decodeSteps);
     const shape = this.iterationShape;
     shape.prefillTokens = prefillTokens;
     shape.numPrefill = this.promptTasksInBatch;
@@ -664,13 +664,7 @@ export class Instance implements EventTarget {
     for (let i = 0; i < prompts.length; i++) completed.push(prompts.items[i]!);
     prompts.clear();
     const decodeSteps = this.decodeSteps;
-    for (
-      let head = this.finishing.peek();
-      head !== undefined && head.doneAt <= decodeSteps;
-      head = this.finishing.peek()
-    ) {
-      completed.push(this.finishing.pop()!);
-    }
+    while (this.finishing.firstDoneAt() <= decodeSteps) completed.push(this.finishing.pop()!);
     if (completed.length > 1) completed.sortBy(joinedBatchEarlier);
     const finished = completed.items;
     for (let i = 0; i < completed.length; i++) this.leaveBatch(finished[i]!);

@@ -34,8 +34,6 @@ export class Task {
   doneAt = 0;
   /** Order in which the task joined its batch (batch order), for ties. */
   batchSeq = 0;
-  /** Position in its instance's finish heap (-1 when not in it). */
-  heapIndex = -1;
   /** Iterations this task sat pending while others ran (upstream's "num_preemptions"). */
   numPreemptions = 0;
   inBatch = false;
@@ -99,7 +97,6 @@ export class Task {
     this.stepsAtJoin = 0;
     this.doneAt = 0;
     this.batchSeq = 0;
-    this.heapIndex = -1;
     this.numPreemptions = 0;
     this.inBatch = false;
     this.selected = 0;

@@ -27,7 +27,6 @@ void describe("SimRequest.reuse", () => {
         stepsAtJoin: 6,
         doneAt: 7,
         batchSeq: 8,
-        heapIndex: 2,
         numPreemptions: 4,
         inBatch: true,
         selected: 3,
