@@ -68,47 +68,43 @@ export class FinishHeap {
 
   /** Places `task` (keys `doneAt`, `batchSeq`) at `index` or above it. */
   private siftUp(index: number, task: Task, doneAt: number, batchSeq: number): void {
-    const items = this.items;
-    const doneAts = this.doneAt;
-    const seqs = this.batchSeq;
     while (index > 0) {
       const parent = (index - 1) >> 1;
-      const parentDoneAt = doneAts[parent]!;
-      const parentSeq = seqs[parent]!;
-      if (!before(doneAt, batchSeq, parentDoneAt, parentSeq)) break;
-      items[index] = items[parent]!;
-      doneAts[index] = parentDoneAt;
-      seqs[index] = parentSeq;
+      if (!before(doneAt, batchSeq, this.doneAt[parent]!, this.batchSeq[parent]!)) break;
+      this.moveEntry(parent, index);
       index = parent;
     }
-    items[index] = task;
-    doneAts[index] = doneAt;
-    seqs[index] = batchSeq;
+    this.setEntry(index, task, doneAt, batchSeq);
   }
 
   /** Places `task` (keys `doneAt`, `batchSeq`) at `index` or below it. */
   private siftDown(index: number, task: Task, doneAt: number, batchSeq: number): void {
-    const items = this.items;
     const doneAts = this.doneAt;
     const seqs = this.batchSeq;
-    const size = items.length;
+    const size = this.items.length;
     for (;;) {
       const left = 2 * index + 1;
       if (left >= size) break;
       const right = left + 1;
       let child = left;
       if (right < size && before(doneAts[right]!, seqs[right]!, doneAts[left]!, seqs[left]!)) child = right;
-      const childDoneAt = doneAts[child]!;
-      const childSeq = seqs[child]!;
-      if (!before(childDoneAt, childSeq, doneAt, batchSeq)) break;
-      items[index] = items[child]!;
-      doneAts[index] = childDoneAt;
-      seqs[index] = childSeq;
+      if (!before(doneAts[child]!, seqs[child]!, doneAt, batchSeq)) break;
+      this.moveEntry(child, index);
       index = child;
     }
-    items[index] = task;
-    doneAts[index] = doneAt;
-    seqs[index] = batchSeq;
+    this.setEntry(index, task, doneAt, batchSeq);
+  }
+
+  private moveEntry(from: number, to: number): void {
+    this.items[to] = this.items[from]!;
+    this.doneAt[to] = this.doneAt[from]!;
+    this.batchSeq[to] = this.batchSeq[from]!;
+  }
+
+  private setEntry(index: number, task: Task, doneAt: number, batchSeq: number): void {
+    this.items[index] = task;
+    this.doneAt[index] = doneAt;
+    this.batchSeq[index] = batchSeq;
   }
 
   private grow(): void {

@@ -1,17 +1,11 @@
 import type { Clock, EventTarget } from "../core/clock.ts";
-import {
-  ScratchList,
-  insertAtIndex,
-  insertNumberAtIndex,
-  removeAtIndex,
-  removeItem,
-  removeNumberAtIndex,
-} from "../core/arrays.ts";
+import { ScratchList, insertAtIndex, removeItem } from "../core/arrays.ts";
 import { selectOrcaBatch, selectSplitwiseBatch } from "./batch-selection.ts";
 import { NO_EVENT, type EventHandle } from "../core/event-queue.ts";
 import type { IterationShape, IterationTimeModel } from "../model/performance.ts";
 import { EngineMetrics } from "./engine-metrics.ts";
 import { FinishHeap } from "./finish-heap.ts";
+import { RequestsByArrival } from "./requests-by-arrival.ts";
 import { TaskState, isPending, type SimRequest, type Task } from "./request.ts";
 
 export type InstanceRole = "prompt" | "token" | null;
@@ -123,13 +117,9 @@ export class Instance implements EventTarget {
   pendingHeadCount = 0;
   readonly pendingPromptQueue: Task[] = [];
   readonly blockedQueue: Task[] = [];
+  private readonly requestsByArrival = new RequestsByArrival();
   /** Requests with a task on this instance, ordered by arrival time. */
-  readonly pendingRequests: SimRequest[] = [];
-  /**
-   * Their arrival times, kept alongside so the sorted insertions and removals search a packed array
-   * of numbers instead of touching every request object on the way (cache misses dominated them).
-   */
-  private readonly pendingArrivals: number[] = [];
+  readonly pendingRequests: SimRequest[] = this.requestsByArrival.list;
   pendingTokens = 0;
   batchTokens = 0;
 
@@ -382,24 +372,7 @@ export class Instance implements EventTarget {
     request.poolNext = null;
     task.headsPool = true;
     task.poolSibling = null;
-    // bisect_right on arrival time; arrivals are nearly monotone, so check the tail first.
-    const list = this.pendingRequests;
-    const arrivals = this.pendingArrivals;
-    const arrival = request.arrivalTime;
-    if (list.length === 0 || arrivals[arrivals.length - 1]! <= arrival) {
-      list.push(request);
-      arrivals.push(arrival);
-      return;
-    }
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (arrival < arrivals[mid]!) hi = mid;
-      else lo = mid + 1;
-    }
-    insertAtIndex(list, lo, request);
-    insertNumberAtIndex(arrivals, lo, arrival);
+    this.requestsByArrival.add(request);
   }
 
   private removeFromPool(task: Task): void {
@@ -422,31 +395,9 @@ export class Instance implements EventTarget {
         head.headsPool = true;
         if (isPending(head)) this.pendingHeadCount++;
       }
-    } else {
-      this.removePendingRequest(request);
+    } else if (!this.requestsByArrival.remove(request)) {
+      throw new Error(`internal: request ${request.id} is not pending on instance ${this.label}`);
     }
-  }
-
-  /** Removes `request` from the arrival-ordered list: binary search, then identity among equal times. */
-  private removePendingRequest(request: SimRequest): void {
-    const list = this.pendingRequests;
-    const arrivals = this.pendingArrivals;
-    const arrival = request.arrivalTime;
-    let lo = 0;
-    let hi = arrivals.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (arrivals[mid]! < arrival) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < list.length && arrivals[i] === arrival; i++) {
-      if (list[i] === request) {
-        removeAtIndex(list, i);
-        removeNumberAtIndex(arrivals, i);
-        return;
-      }
-    }
-    throw new Error(`internal: request ${request.id} is not pending on instance ${this.label}`);
   }
 
   private addToBatch(task: Task): void {

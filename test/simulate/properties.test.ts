@@ -484,21 +484,25 @@ void describe("instances", () => {
   });
 });
 
+/**
+ * With no starvation threshold every waiting task qualifies for the first admission pass, a
+ * co-located decode included while its prefill still waits; 1-3 token outputs finish fast.
+ */
+const NO_STARVATION_THRESHOLD: Raw = {
+  ...COLOCATED,
+  start_state: { type: "baseline", instance: { max_preemptions: 0 } },
+  workload: {
+    ...generator(12, 400),
+    lengths: {
+      prompt: { dist: "uniform", min: 100, max: 3000 },
+      output: { dist: "uniform", min: 1, max: 3 },
+    },
+  },
+};
+
 void describe("task order within a request", () => {
   void it("never runs a decode before its own prefill, even with max_preemptions 0", () => {
-    // With no starvation threshold every waiting task qualifies for the first admission pass, a
-    // co-located decode included while its prefill still waits.
-    const loaded = load({
-      ...COLOCATED,
-      start_state: { type: "baseline", instance: { max_preemptions: 0 } },
-      workload: {
-        ...generator(12, 400),
-        lengths: {
-          prompt: { dist: "uniform", min: 100, max: 3000 },
-          output: { dist: "uniform", min: 1, max: 3 },
-        },
-      },
-    });
+    const loaded = load(NO_STARVATION_THRESHOLD);
     const records: RequestRecord[] = [];
     const { summary } = runSimulation(loaded, { onRecord: (record) => records.push(record) });
     assert.equal(summary.requests.completed, 400);
@@ -560,20 +564,6 @@ void describe("instance bookkeeping", () => {
     assert.ok(
       checkPoolHeads({ ...SPLIT, scheduler: { name: "mixed_pool" }, workload: generator(12, 400) }) > 0,
     );
-    // No starvation threshold: pass 1 admits a decode together with its own prefill, and 1-token
-    // outputs then finish in the same iteration as the prefill.
-    assert.ok(
-      checkPoolHeads({
-        ...COLOCATED,
-        start_state: { type: "baseline", instance: { max_preemptions: 0 } },
-        workload: {
-          ...generator(12, 400),
-          lengths: {
-            prompt: { dist: "uniform", min: 100, max: 3000 },
-            output: { dist: "uniform", min: 1, max: 3 },
-          },
-        },
-      }) > 100,
-    );
+    assert.ok(checkPoolHeads(NO_STARVATION_THRESHOLD) > 100);
   });
 });
