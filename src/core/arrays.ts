@@ -48,11 +48,6 @@ export function removeItem<T>(list: T[], item: T): boolean {
   return true;
 }
 
-/** Empties a scratch list without the generic length setter (pops are inlined by the JIT). */
-export function clearList<T>(list: T[]): void {
-  while (list.length !== 0) list.pop();
-}
-
 /**
  * A list emptied and refilled on every simulator iteration. V8 right-trims an array's storage when
  * pops leave it less than half full, so a plain array cleared and refilled each iteration allocates a
