@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import { stringify } from "yaml";
 import { Rng } from "../core/rng.ts";
 import type { LoadedConfig, SimulationConfig } from "../config/config.ts";
@@ -25,6 +25,7 @@ import type { Policy } from "../policy/types.ts";
 import type { ScalingSummary } from "../metrics/summary.ts";
 import { ConfigError } from "../errors.ts";
 import { withAbsolutePaths } from "../config/resolved-config.ts";
+import { PACKAGE_ROOT } from "../paths.ts";
 import { attachAutoscaling, policyContextFor, type AttachedAutoscaling } from "./autoscaling-setup.ts";
 import { buildPolicy } from "./policy-setup.ts";
 import { buildSetup } from "./setup.ts";
@@ -94,9 +95,21 @@ function removeStaleOutputs(outDir: string): void {
   for (const file of OPTIONAL_OUTPUTS) rmSync(join(outDir, file), { force: true });
 }
 
-/** Stable hash of the resolved config, recorded in every summary so results trace back to inputs. */
+/**
+ * Stable hash of the resolved config, recorded in every summary so results trace back to inputs. It
+ * is taken over the config as `config.resolved.yaml` records it (file paths absolute), so rerunning
+ * that file gives the same hash as the run that wrote it; paths inside the package are written
+ * relative to it, so a preset hashes the same wherever splitscale is installed.
+ */
 export function configHash(loaded: LoadedConfig): string {
-  return createHash("sha256").update(JSON.stringify(loaded.config)).digest("hex").slice(0, 16);
+  const resolved = withAbsolutePaths(loaded.config, loaded.baseDir, loaded.source);
+  const packagePrefix = PACKAGE_ROOT + sep;
+  const portable = JSON.stringify(resolved, (_key, value: unknown) =>
+    typeof value === "string" && value.startsWith(packagePrefix)
+      ? `<splitscale>/${value.slice(packagePrefix.length).split(sep).join("/")}`
+      : value,
+  );
+  return createHash("sha256").update(portable).digest("hex").slice(0, 16);
 }
 
 /** The per-request SLO of a config (also what the RL environment rewards against). */
