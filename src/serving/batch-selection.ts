@@ -227,11 +227,11 @@ export function selectSplitwiseBatch(
   return batchTokens;
 }
 
-/** Sorts tasks by their request's place in `pendingRequests` (arrival time, then insertion order). */
+/** Sorts tasks by their request's place in `pendingRequests` (arrival rank, then insertion order). */
 function sortByRequestOrder(instance: Instance, tasks: ScratchList<Task>): void {
   const list = instance.pendingRequests;
   tasks.sortBy((a, b) => {
-    const byArrival = a.request.arrivalTime - b.request.arrivalTime;
+    const byArrival = a.arrivalRank - b.arrivalRank;
     return byArrival !== 0 ? byArrival < 0 : list.indexOf(a.request) < list.indexOf(b.request);
   });
 }

@@ -479,7 +479,16 @@ export class Instance implements EventTarget {
       preempted.clear();
       this.selectBatch(newTasks, preempted);
 
-      for (let i = 0; i < preempted.length; i++) this.preemptTask(preempted.items[i]!);
+      // The preempted decodes have sat untouched in the batch, so their first loads miss the cache
+      // (two lines each). A first pass that only bumps their counters has independent iterations, so
+      // the CPU overlaps those misses across tasks; preemptTask then finds them warm.
+      const leaving = preempted.items;
+      for (let i = 0; i < preempted.length; i++) {
+        const task = leaving[i]!;
+        task.state = TaskState.Blocked;
+        task.preemptions++;
+      }
+      for (let i = 0; i < preempted.length; i++) this.preemptTask(leaving[i]!);
       this.removePendingTasks(newTasks);
       for (let i = 0; i < newTasks.length; i++) this.addToBatch(newTasks.items[i]!);
       // Every request whose first task is not running was skipped this iteration (upstream's
@@ -561,8 +570,7 @@ export class Instance implements EventTarget {
   private preemptTask(task: Task): void {
     if (task.isPrompt)
       throw new Error(`internal: prompt task of request ${task.request.id} cannot be preempted`);
-    task.state = TaskState.Blocked;
-    task.preemptions++;
+    // state and the task's preemption count were set by the caller's first pass.
     this.preemptions++;
     this.removeFromBatch(task);
     this.addPendingTask(task, true);

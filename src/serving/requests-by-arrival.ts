@@ -3,53 +3,55 @@ import type { SimRequest } from "./request.ts";
 
 /**
  * An instance's requests with a task there, ordered by arrival time (equal times in insertion
- * order), as upstream keeps them for ORCA admission and the last Splitwise pass. The arrival times
- * are kept alongside in an array of unboxed numbers, so the sorted insertions and removals search
- * those instead of touching every request object on the way (cache misses dominated them).
+ * order), as upstream keeps them for ORCA admission and the last Splitwise pass. The requests'
+ * arrival ranks (`ArrivalRanker`: they order exactly as the times do, equal times equal ranks) are
+ * kept alongside in an array of small integers, so the sorted insertions and removals search those
+ * instead of touching every request object on the way (cache misses dominated them), and reading a
+ * request's own key loads no heap box (V8 boxes a fractional field like `arrivalTime`).
  */
 export class RequestsByArrival {
   /** The requests in order (read by batch selection and the schedulers; change it only through here). */
   readonly list: SimRequest[] = [];
-  private readonly arrivals: number[] = [];
+  private readonly ranks: number[] = [];
 
   /** Inserts after every request that arrived at or before it (Python's bisect_right). */
   add(request: SimRequest): void {
     const list = this.list;
-    const arrivals = this.arrivals;
-    const arrival = request.arrivalTime;
+    const ranks = this.ranks;
+    const rank = request.arrivalRank;
     // Arrivals are nearly monotone: check the tail first.
-    if (list.length === 0 || arrivals[arrivals.length - 1]! <= arrival) {
+    if (list.length === 0 || ranks[ranks.length - 1]! <= rank) {
       list.push(request);
-      arrivals.push(arrival);
+      ranks.push(rank);
       return;
     }
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (arrival < arrivals[mid]!) hi = mid;
+      if (rank < ranks[mid]!) hi = mid;
       else lo = mid + 1;
     }
     insertAtIndex(list, lo, request);
-    insertNumberAtIndex(arrivals, lo, arrival);
+    insertNumberAtIndex(ranks, lo, rank);
   }
 
-  /** Removes `request` (binary search on its time, then identity among equal times); false when absent. */
+  /** Removes `request` (binary search on its rank, then identity among equal ranks); false when absent. */
   remove(request: SimRequest): boolean {
     const list = this.list;
-    const arrivals = this.arrivals;
-    const arrival = request.arrivalTime;
+    const ranks = this.ranks;
+    const rank = request.arrivalRank;
     let lo = 0;
-    let hi = arrivals.length;
+    let hi = ranks.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (arrivals[mid]! < arrival) lo = mid + 1;
+      if (ranks[mid]! < rank) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < list.length && arrivals[i] === arrival; i++) {
+    for (let i = lo; i < list.length && ranks[i] === rank; i++) {
       if (list[i] === request) {
         removeAtIndex(list, i);
-        removeNumberAtIndex(arrivals, i);
+        removeNumberAtIndex(ranks, i);
         return true;
       }
     }

@@ -17,7 +17,8 @@ void describe("RequestsByArrival", () => {
           rng.nextFloat() < 0.8
             ? latest + Math.floor(rng.nextFloat() * 3)
             : Math.floor(rng.nextFloat() * latest);
-        const request = new SimRequest(step, arrival, 0, 10, 10);
+        // Integer times, so the time itself is a valid arrival rank (equal times, equal ranks).
+        const request = new SimRequest(step, arrival, arrival, 10, 10);
         byArrival.add(request);
         // bisect_right: after every request that arrived at or before it.
         const at = reference.findIndex((other) => other.arrivalTime > arrival);
@@ -30,6 +31,6 @@ void describe("RequestsByArrival", () => {
       }
       assert.deepEqual(byArrival.list, reference);
     }
-    assert.equal(byArrival.remove(new SimRequest(-1, 1, 0, 10, 10)), false, "a request it does not hold");
+    assert.equal(byArrival.remove(new SimRequest(-1, 1, 1, 10, 10)), false, "a request it does not hold");
   });
 });
