@@ -63,7 +63,10 @@ export class SimObserver {
     private readonly manager: ScalingManager,
     private readonly pools: readonly ObservedPool[],
     private readonly metricsDelay_s: number,
-  ) {}
+  ) {
+    // The scrapes read the engines' counters and histograms, which the simulation fills only on request.
+    simulation.recordEngineMetrics = true;
+  }
 
   /** Scrapes every live instance now (gauges instantaneous; GPU utilization since its last scrape). */
   scrape(now: number): void {

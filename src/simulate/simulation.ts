@@ -110,6 +110,12 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   /** Cumulative traffic counters (what a gateway in front of the fleet can count). */
   arrivedPromptTokens = 0;
   completedOutputTokens = 0;
+  /**
+   * Fill each instance's `engineMetrics` (the vLLM-style counters and histograms an autoscaling
+   * observer scrapes). Off unless something reads them: they are three histograms per instance, cold
+   * at every completion, for nothing in a run without autoscaling.
+   */
+  recordEngineMetrics = false;
   /** True once the workload has no more requests. */
   sourceExhausted = false;
   private kvRetries = 0;
@@ -297,11 +303,13 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   taskCompleted(task: Task, instance: Instance): void {
     const request = task.request;
     const now = this.clock.now;
-    const metrics = instance.engineMetrics;
     if (task.isPrompt) {
-      metrics.promptTokens += task.size;
-      metrics.generationTokens += 1;
-      metrics.ttft.observe(now - request.arrivalTime);
+      if (this.recordEngineMetrics) {
+        const metrics = instance.engineMetrics;
+        metrics.promptTokens += task.size;
+        metrics.generationTokens += 1;
+        metrics.ttft.observe(now - request.arrivalTime);
+      }
       const transfer = request.kvTransfer;
       if (transfer !== null) {
         const flow = new KvFlow(
@@ -328,14 +336,16 @@ export class Simulation implements InstanceHost, KvFlowHost, EventTarget {
   private finishRequest(request: SimRequest, instance: Instance, now: number): void {
     instance.assignedWork--;
     if (this.flowsWaitingAt.has(instance)) this.scheduleWake(instance);
-    const metrics = instance.engineMetrics;
     const decodeSteps = request.outputTokens - 1;
-    metrics.generationTokens += decodeSteps;
-    metrics.requestsCompleted++;
     const e2e = now - request.arrivalTime;
-    metrics.e2e.observe(e2e);
     const ttft = request.firstTokenTime - request.arrivalTime;
-    if (decodeSteps > 0) metrics.itl.observe((e2e - ttft) / decodeSteps, decodeSteps);
+    if (this.recordEngineMetrics) {
+      const metrics = instance.engineMetrics;
+      metrics.generationTokens += decodeSteps;
+      metrics.requestsCompleted++;
+      metrics.e2e.observe(e2e);
+      if (decodeSteps > 0) metrics.itl.observe((e2e - ttft) / decodeSteps, decodeSteps);
+    }
     if (this.scheduler.observeCompletion !== undefined) {
       const unloaded = instance.perf.unloaded(request.promptTokens);
       const tbt = decodeSteps > 0 ? (e2e - ttft) / decodeSteps : 0;

@@ -567,3 +567,68 @@ void describe("instance bookkeeping", () => {
     assert.ok(checkPoolHeads(NO_STARVATION_THRESHOLD) > 100);
   });
 });
+
+void describe("engine metrics", () => {
+  // The vLLM-style counters and histograms each instance exports to an autoscaling observer.
+  const sumOver = (instances: readonly Instance[], pick: (instance: Instance) => number): number =>
+    instances.reduce((total, instance) => total + pick(instance), 0);
+
+  void it("add up to the completed requests when an autoscaler scrapes them", () => {
+    const records: RequestRecord[] = [];
+    const raw = {
+      ...SPLIT,
+      workload: generator(8, 400),
+      // A fixed-size autoscaled fleet: every instance stays, so their counters cover the whole run.
+      autoscaling: {
+        policy: "threshold",
+        decision_interval_s: 5,
+        servers_available: { "dgx-h100": 4 },
+        pools: { prefill: { min: 2, max: 2 }, decode: { min: 2, max: 2 } },
+      },
+    };
+    const { summary, autoscaling } = runSimulation(load(raw), {
+      onRecord: (record) => records.push({ ...record }),
+    });
+    assert.ok(autoscaling !== undefined);
+    const instances = autoscaling.manager.instancesOf();
+    assert.equal(instances.length, 4);
+    const completed = summary.requests.completed;
+    assert.equal(completed, 400);
+    const promptTokens = records.reduce((total, record) => total + record.prompt_tokens, 0);
+    const outputTokens = records.reduce((total, record) => total + record.output_tokens, 0);
+    assert.equal(
+      sumOver(instances, (i) => i.engineMetrics.requestsCompleted),
+      completed,
+    );
+    assert.equal(
+      sumOver(instances, (i) => i.engineMetrics.ttft.count),
+      completed,
+    );
+    assert.equal(
+      sumOver(instances, (i) => i.engineMetrics.e2e.count),
+      completed,
+    );
+    assert.equal(
+      sumOver(instances, (i) => i.engineMetrics.promptTokens),
+      promptTokens,
+    );
+    assert.equal(
+      sumOver(instances, (i) => i.engineMetrics.generationTokens),
+      outputTokens,
+    );
+    // Inter-token latency is observed once per decode step.
+    assert.equal(
+      sumOver(instances, (i) => i.engineMetrics.itl.count),
+      outputTokens - completed,
+    );
+  });
+
+  void it("are left empty when nothing reads them (a run without autoscaling)", () => {
+    const { sim } = simulate(load({ ...SPLIT, workload: generator(8, 200) }));
+    assert.equal(sim.completed, 200);
+    for (const instance of sim.cluster.instances) {
+      assert.equal(instance.engineMetrics.requestsCompleted, 0);
+      assert.equal(instance.engineMetrics.ttft.count, 0);
+    }
+  });
+});
