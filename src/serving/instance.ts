@@ -101,9 +101,12 @@ export class Instance implements EventTarget {
   tokenTasksInBatch = 0;
   /** Decode steps this instance has run (every task in a run generates that many tokens). */
   decodeSteps = 0;
+  /**
+   * The running tasks by the step they finish at: decodes at their last token, prefills at the end of
+   * the iteration they run in (a batch with a prefill runs one iteration), so one heap yields every
+   * task an iteration finishes.
+   */
   private readonly finishing = new FinishHeap();
-  /** The prefills in the running batch (they all finish with the current iteration). */
-  private readonly promptsInBatch = new ScratchList<Task>();
   /** Running sums over the batch, so an iteration is costed without walking it. */
   /** Prompt tokens of the prefills in the running batch. */
   batchPromptTokens = 0;
@@ -409,19 +412,22 @@ export class Instance implements EventTarget {
     task.stepsAtJoin = this.decodeSteps;
     if (task.isPrompt) {
       this.promptTasksInBatch++;
-      this.promptsInBatch.push(task);
+      task.doneAt = this.decodeSteps + 1;
       this.batchPromptTokens += task.size;
     } else {
       this.tokenTasksInBatch++;
       task.doneAt = this.decodeSteps + (task.size - task.genBase);
-      this.finishing.push(task);
       this.decodePromptTokens += task.promptTokens;
       this.decodeGeneratedOffset += task.genBase - task.stepsAtJoin;
     }
+    this.finishing.push(task);
     if (++this.batchCount === 1) this.runTimestamp = this.host.clock.now;
   }
 
-  /** Takes a task out of the batch, freezing its generated tokens (its slot is cleared lazily). */
+  /**
+   * Takes a task out of the batch, freezing its generated tokens (its slot is cleared lazily). The
+   * caller has taken it out of the finish heap.
+   */
   private leaveBatch(task: Task): void {
     const generated = task.genBase + this.decodeSteps - task.stepsAtJoin;
     if (task.isPrompt) {
@@ -429,7 +435,6 @@ export class Instance implements EventTarget {
       this.batchPromptTokens -= task.size;
     } else {
       this.tokenTasksInBatch--;
-      this.finishing.remove(task);
       this.decodePromptTokens -= task.promptTokens;
       this.decodeGeneratedOffset -= task.genBase - task.stepsAtJoin;
     }
@@ -443,7 +448,7 @@ export class Instance implements EventTarget {
 
   /** A preempted task leaves the batch; its slot dies with its batchSeq, so it may rejoin at once. */
   private removeFromBatch(task: Task): void {
-    if (task.isPrompt) this.promptsInBatch.remove(task);
+    this.finishing.remove(task);
     this.leaveBatch(task);
   }
 
@@ -598,8 +603,6 @@ export class Instance implements EventTarget {
     this.completeIteration();
   }
 
-  private readonly completedScratch = new ScratchList<Task>();
-
   private completeIteration(): void {
     const now = this.host.clock.now;
     this.iterations += this.numContiguousIterations;
@@ -614,19 +617,22 @@ export class Instance implements EventTarget {
     // Every task of the run generated `steps` tokens: one counter, not a walk over the batch. The
     // finished ones are the prefills and the decodes whose finish step has come, in batch order.
     this.decodeSteps += this.numContiguousIterations;
-    const completed = this.completedScratch;
+    // The shared list unless this completion runs inside another one's callbacks (see below).
+    const completed = completionDepth === 0 ? completedScratch : new ScratchList<Task>();
     completed.clear();
-    const prompts = this.promptsInBatch;
-    for (let i = 0; i < prompts.length; i++) completed.push(prompts.items[i]!);
-    prompts.clear();
     const decodeSteps = this.decodeSteps;
     while (this.finishing.firstDoneAt() <= decodeSteps) completed.push(this.finishing.pop()!);
     if (completed.length > 1) completed.sortBy(joinedBatchEarlier);
     const finished = completed.items;
     for (let i = 0; i < completed.length; i++) this.leaveBatch(finished[i]!);
-    // Completion callbacks never re-enter this instance's iteration loop (they only queue work), so
-    // iterating the scratch list directly is safe.
-    for (let i = 0; i < completed.length; i++) this.taskCompletion(finished[i]!, now);
+    // Completion callbacks never re-enter this instance's iteration loop (they only queue work), and
+    // one that completes another instance's iteration inline gets a list of its own (the depth).
+    completionDepth++;
+    try {
+      for (let i = 0; i < completed.length; i++) this.taskCompletion(finished[i]!, now);
+    } finally {
+      completionDepth--;
+    }
     this.pauseNextIteration = false;
     this.startIteration();
   }
@@ -660,6 +666,10 @@ export class Instance implements EventTarget {
  */
 const newTasksScratch = new ScratchList<Task>();
 const preemptedScratch = new ScratchList<Task>();
+/** The tasks an iteration finished, shared for the same reason; `completionDepth` guards its reuse. */
+const completedScratch = new ScratchList<Task>();
+/** Completion callbacks running (see completeIteration). */
+let completionDepth = 0;
 
 /** Marks tasks leaving the queues together (see removePendingTasks). */
 let queueRemovalMark = 0;
