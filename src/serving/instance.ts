@@ -515,7 +515,7 @@ export class Instance implements EventTarget {
       this.decodePromptTokens + this.decodeGeneratedOffset + this.tokenTasksInBatch * this.decodeSteps;
     // Infinity when no decode is running.
     let contiguous = Math.max(0, this.finishing.firstDoneAt() - this.decodeSteps);
-    const shape = this.iterationShape;
+    const shape = iterationShape;
     shape.prefillTokens = prefillTokens;
     shape.numPrefill = this.promptTasksInBatch;
     shape.numDecode = this.tokenTasksInBatch;
@@ -550,13 +550,6 @@ export class Instance implements EventTarget {
   }
 
   private iterationStartedAt = 0;
-  /** Reused for every iteration (performance models only read it), so costing one allocates nothing. */
-  private readonly iterationShape: { -readonly [K in keyof IterationShape]: IterationShape[K] } = {
-    prefillTokens: 0,
-    numPrefill: 0,
-    numDecode: 0,
-    decodeContextTokens: 0,
-  };
 
   private runTask(task: Task, now: number): void {
     task.state = TaskState.Running;
@@ -666,6 +659,16 @@ export class Instance implements EventTarget {
  */
 const newTasksScratch = new ScratchList<Task>();
 const preemptedScratch = new ScratchList<Task>();
+/**
+ * Reused for every iteration of every instance (performance models only read it during the call),
+ * so costing one allocates nothing and loads no per-instance object.
+ */
+const iterationShape: { -readonly [K in keyof IterationShape]: IterationShape[K] } = {
+  prefillTokens: 0,
+  numPrefill: 0,
+  numDecode: 0,
+  decodeContextTokens: 0,
+};
 /** The tasks an iteration finished, shared for the same reason; `completionDepth` guards its reuse. */
 const completedScratch = new ScratchList<Task>();
 /** Completion callbacks running (see completeIteration). */
